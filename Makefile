@@ -1,0 +1,59 @@
+# pgm-lab: `make book` builds the executed HTML book, `make test` passes every test.
+# Each target creates .venv (unless a virtual environment is active), installs the pinned
+# set (constraints.txt) plus pgm_lab in editable mode, and skips that when nothing changed.
+
+PYTHON ?= python3
+ifdef VIRTUAL_ENV
+VENV := $(VIRTUAL_ENV)
+else
+VENV := $(CURDIR)/.venv
+endif
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.pgm-lab-installed
+PROFILE ?= quick
+BOOK_OUT := _build/$(PROFILE)
+PIP := $(BIN)/python -m pip
+export MPLBACKEND := Agg
+
+.PHONY: install book test lab bench lint format clean browser
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=24"
+	$(PIP) install --quiet -c constraints.txt -e '.[book,dev]'
+	@touch $@
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser test"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+book: install
+	PGM_LAB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) -W -n --keep-going
+	@echo
+	@echo "The book is built: open $(CURDIR)/$(BOOK_OUT)/_build/html/index.html"
+
+test: install browser
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -n 2 -m "not slow and not browser" tests
+	PGM_LAB_PROFILE=smoke $(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env -n 2 --dist loadfile chapters
+	$(BIN)/pytest -m "slow or browser" tests
+
+lab: install
+	$(BIN)/jupyter lab chapters/
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache

@@ -1,0 +1,63 @@
+"""pgm_lab: the helper package behind the pgm-lab workbook.
+
+Every chapter starts with ``import pgm_lab as pl; pl.setup()``. Submodules are
+imported on first use (``pl.factorization``, ``pl.independence``, ``pl.bp`` …) so
+that the core stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .config import (
+    PROFILE_NAMES,
+    Profile,
+    SetupInfo,
+    cache_dir,
+    device,
+    pick,
+    profile,
+    seed_everything,
+    setup,
+)
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "bp",
+    "cli",
+    "data",
+    "draw",
+    "factorization",
+    "grid_bp",
+    "independence",
+    "ising",
+    "metrics",
+    "models",
+    "mrf",
+    "notebooks",
+    "train",
+    "viz",
+)
+
+__all__ = [
+    "PROFILE_NAMES",
+    "Profile",
+    "SetupInfo",
+    "cache_dir",
+    "device",
+    "pick",
+    "profile",
+    "seed_everything",
+    "setup",
+    *_SUBMODULES,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'pgm_lab' has no attribute {name!r}")

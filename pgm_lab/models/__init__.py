@@ -1,0 +1,38 @@
+"""Deep generative models of Part II (chapters 06-10), one module per family.
+
+All share :class:`pgm_lab.models.base.GenerativeModel` and train with
+``pgm_lab.train.fit``. Names are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import GenerativeModel
+
+_WHERE = {
+    "PixelCNN": "pixelcnn",
+    "ConditionalPixelCNN": "pixelcnn",
+    "MaskedConv2d": "pixelcnn",
+    "AutoEncoder": "vae",
+    "VAE": "vae",
+    "ConditionalVAE": "vae",
+    "UNet": "unet",
+    "DDPM": "diffusion",
+    "ConditionalDDPM": "diffusion",
+    "GAN": "gan",
+    "ConditionalGAN": "gan",
+    "Pix2Pix": "pix2pix",
+    "PatchDiscriminator": "pix2pix",
+}
+
+__all__ = ["GenerativeModel", *_WHERE]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pgm_lab.models' has no attribute {name!r}")

@@ -1,0 +1,316 @@
+"""The one training loop of Part II (chapters 06-10): ``fit(model, data, ...)``.
+
+Every model follows the protocol of :class:`pgm_lab.models.base.GenerativeModel`
+(``configure_optimizers`` and ``training_step``), so likelihood models and GANs train
+with the same call. ``fit`` places model and data on ``pgm_lab.device()``, uses bf16
+autocast on CUDA, shows a progress bar, records a history for plotting and caches the
+trained parameters under ``pgm_lab.cache_dir()/checkpoints``, keyed by the model's
+configuration, the data, the profile and the training settings: re-running a lecture
+cell loads in seconds instead of training again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import cache_dir
+from .config import device as default_device
+from .config import profile as active_profile
+
+#: training steps when neither ``steps`` nor ``model.default_steps`` says otherwise
+DEFAULT_STEPS = {"smoke": 20, "quick": 2000, "full": 10000}
+_CACHE_FORMAT = 1
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the model holds its last good parameters."""
+
+
+@dataclass
+class History:
+    """What ``fit`` recorded: per-step logs, timing and where the checkpoint lives."""
+
+    logs: dict[str, list[float]] = field(default_factory=dict)
+    steps: list[int] = field(default_factory=list)
+    snapshots: list[tuple[int, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    loaded: bool = False
+    path: Path | None = None
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.logs[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.logs
+
+    def state(self) -> dict[str, Any]:
+        return {"logs": self.logs, "steps": self.steps, "snapshots": self.snapshots, "seconds": self.seconds}
+
+
+def as_tensors(data) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Accept a ``TensorDataset``, a tensor of images or an ``(images, labels)`` pair."""
+    if isinstance(data, torch.utils.data.TensorDataset):
+        tensors = data.tensors
+    elif torch.is_tensor(data):
+        tensors = (data,)
+    elif isinstance(data, (tuple, list)) and data and all(torch.is_tensor(t) for t in data):
+        tensors = tuple(data)
+    else:
+        raise ValueError(
+            "data must be a TensorDataset, a tensor of images or an (images, labels) pair of tensors, "
+            f"got {type(data).__name__}"
+        )
+    x = tensors[0].float()
+    y = tensors[1] if len(tensors) > 1 else None
+    if x.dim() not in (2, 4):
+        raise ValueError(f"data must be images (N, C, H, W) or vectors (N, D), got shape {tuple(x.shape)}")
+    if y is not None and len(y) != len(x):
+        raise ValueError(f"{len(x)} images but {len(y)} labels")
+    if len(x) == 0:
+        raise ValueError("data is empty")
+    return x, y
+
+
+def _fingerprint(t: torch.Tensor | None) -> str:
+    if t is None:
+        return "none"
+    arr = t.detach().cpu().contiguous().numpy()
+    return hashlib.sha256(arr.tobytes() + str(arr.shape).encode() + str(arr.dtype).encode()).hexdigest()[:16]
+
+
+def cache_key(model, x, y, settings: dict[str, Any]) -> str:
+    """Hash of everything that determines the trained parameters."""
+    payload = {
+        "format": _CACHE_FORMAT,
+        "config": model.config,
+        "x": _fingerprint(x),
+        "y": _fingerprint(y),
+        **settings,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _resolve_steps(model, steps, prof) -> int:
+    if steps is None:
+        steps = getattr(model, "default_steps", None) or DEFAULT_STEPS
+    if isinstance(steps, dict):
+        missing = {"smoke", "quick", "full"} - set(steps)
+        if missing:
+            raise ValueError(f"steps dict lacks profiles {sorted(missing)}")
+        steps = prof.pick(**{k: steps[k] for k in ("smoke", "quick", "full")})
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    return int(steps)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled or os.environ.get("PGM_LAB_PROGRESS", "1") == "0":
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, mininterval=0.5, leave=False)
+
+
+def fit(
+    model,
+    data,
+    *,
+    profile: str | None = None,
+    steps: int | dict[str, int] | None = None,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    cache: bool = True,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    log_every: int = 1,
+    snapshot_every: int | None = None,
+    snapshot: Callable[[Any], Any] | None = None,
+    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+) -> History:
+    """Train ``model`` on ``data``; load from the checkpoint cache when it already exists.
+
+    ``steps`` may be an int or a dict per profile (``{"smoke": 20, "quick": 2000, "full": 10000}``);
+    by default ``model.default_steps`` or :data:`DEFAULT_STEPS`. ``snapshot(model)`` is called
+    every ``snapshot_every`` steps (and at the end) and its results are kept in
+    ``history.snapshots`` and in the cache. ``transform(x, generator)`` augments each batch
+    (for example stochastic binarisation). The model is left in ``eval()`` mode.
+    """
+    prof = active_profile(profile)
+    x, y = as_tensors(data)
+    if hasattr(model, "check_images"):
+        model.check_images(x[: min(len(x), 512)])
+    if y is not None and getattr(model, "n_classes", None) is None:
+        y_for_model = None
+    else:
+        y_for_model = y
+    if getattr(model, "n_classes", None) is not None and y is None:
+        raise ValueError(f"{type(model).__name__} is conditional: data must carry labels")
+    n_steps = _resolve_steps(model, steps, prof)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if snapshot is not None and not snapshot_every:
+        snapshot_every = max(1, n_steps // 8)
+    dev = torch.device(device) if device is not None else default_device()
+    settings = {
+        "profile": prof.name,
+        "steps": n_steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "snapshot_every": snapshot_every if snapshot is not None else None,
+        "transform": getattr(transform, "__qualname__", None) if transform is not None else None,
+    }
+    key = cache_key(model, x, y_for_model, settings)
+    path = cache_dir() / "checkpoints" / f"{type(model).__name__}-{key}.pt"
+    model.to(dev)
+
+    if cache and path.exists():
+        loaded = _load(model, path, dev)
+        if loaded is not None:
+            loaded.path = path
+            model.eval()
+            return loaded
+
+    history = _train(
+        model,
+        x,
+        y_for_model,
+        dev,
+        n_steps,
+        batch_size,
+        lr,
+        seed,
+        progress,
+        log_every,
+        snapshot_every,
+        snapshot,
+        transform,
+    )
+    history.path = path if cache else None
+    if cache:
+        _save(model, history, path)
+    model.eval()
+    return history
+
+
+def _train(
+    model, x, y, dev, n_steps, batch_size, lr, seed, progress, log_every, snapshot_every, snapshot, transform
+) -> History:
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    torch.manual_seed(seed)
+    x = x.to(dev)
+    y = y.to(dev) if y is not None else None
+    optimizers = model.configure_optimizers(lr)
+    history = History()
+    bar = _progress(n_steps, type(model).__name__, progress)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+    )
+    good_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    good_step = 0
+    start = time.perf_counter()
+    model.train()
+    try:
+        for step in range(1, n_steps + 1):
+            idx = torch.randint(0, len(x), (min(batch_size, len(x)),), generator=gen).to(dev)
+            xb = x[idx]
+            if transform is not None:
+                xb = transform(xb, gen)
+            yb = y[idx] if y is not None else None
+            with autocast:
+                logs = model.training_step(xb, yb, optimizers)
+            if not all(math.isfinite(v) for v in logs.values()):
+                model.load_state_dict(good_state)
+                bad = ", ".join(f"{k}={v}" for k, v in logs.items() if not math.isfinite(v))
+                raise TrainingDiverged(
+                    f"training diverged at step {step} ({bad}); the model holds its last good "
+                    f"parameters from step {good_step}. Lower the learning rate (lr={lr}) and retry."
+                )
+            if step % 50 == 0 or step == n_steps:
+                good_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                good_step = step
+            if step % log_every == 0 or step == n_steps:
+                history.steps.append(step)
+                for k, v in logs.items():
+                    history.logs.setdefault(k, []).append(float(v))
+            if snapshot is not None and (step % snapshot_every == 0 or step == n_steps):
+                model.eval()
+                with torch.no_grad():
+                    history.snapshots.append((step, _to_cpu(snapshot(model))))
+                model.train()
+            if bar is not None:
+                bar.update(1)
+                if step % 10 == 0:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in list(logs.items())[:3]})
+    finally:
+        if bar is not None:
+            bar.close()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _to_cpu(obj):
+    if torch.is_tensor(obj):
+        return obj.detach().cpu()
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    return obj
+
+
+def _save(model, history: History, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"format": _CACHE_FORMAT, "state_dict": state, "history": history.state()}, tmp)
+    os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint
+
+
+def _load(model, path: Path, dev) -> History | None:
+    try:
+        blob = torch.load(path, map_location=dev, weights_only=False)
+        model.load_state_dict(blob["state_dict"])
+        h = blob["history"]
+    except Exception as exc:  # corrupt or stale checkpoint: retrain instead of crashing
+        warnings.warn(
+            f"ignoring unreadable checkpoint {path.name} ({type(exc).__name__}: {exc}); retraining",
+            stacklevel=3,
+        )
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    return History(
+        logs=h["logs"], steps=h["steps"], snapshots=h.get("snapshots", []), seconds=h["seconds"], loaded=True
+    )
+
+
+def count_parameters(model) -> int:
+    """Number of trainable parameters."""
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+__all__ = [
+    "DEFAULT_STEPS",
+    "History",
+    "TrainingDiverged",
+    "as_tensors",
+    "cache_key",
+    "count_parameters",
+    "fit",
+]

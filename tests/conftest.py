@@ -1,0 +1,96 @@
+"""Shared fixtures.
+
+Every test runs in the ``smoke`` profile (``PGM_LAB_PROFILE=smoke``) with matplotlib's
+Agg backend; figures are closed after each test.
+
+The smoke-profile book, built once per test session:
+
+``built_book`` runs ``jupyter-book build`` exactly as ``make book`` does, but with
+``PGM_LAB_PROFILE=smoke``, into ``_build/smoke`` and with ``--all`` (a fresh Sphinx
+environment, so warnings from every page are reported again; executed notebooks still
+come from the execution cache in ``_build/smoke/_build/.jupyter_cache``).
+tests/test_book.py asserts that the build succeeded; tests/test_browser.py reads the
+HTML it produced.
+
+Set ``PGM_LAB_REUSE_BOOK=1`` to skip the build and use an existing
+``_build/smoke/_build/html`` (handy while working on the browser test).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK_PROFILE = "smoke"
+BOOK_OUT = ROOT / "_build" / BOOK_PROFILE
+HTML_DIR = BOOK_OUT / "_build" / "html"
+BUILD_LOG = ROOT / "_build" / f"book-{BOOK_PROFILE}.log"
+
+
+os.environ.setdefault("PGM_LAB_PROGRESS", "0")
+
+
+@pytest.fixture(autouse=True)
+def _smoke_profile(monkeypatch, tmp_path_factory):
+    """Unit tests run in the smoke profile with a private checkpoint cache (PGM_LAB_CACHE);
+    a test may still change either with monkeypatch."""
+    monkeypatch.setenv("PGM_LAB_PROFILE", "smoke")
+    monkeypatch.setenv("PGM_LAB_CACHE", str(tmp_path_factory.getbasetemp() / "pgm_lab_cache"))
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+@dataclass(frozen=True)
+class BuiltBook:
+    """Result of the smoke-profile book build shared by the slow and browser tests."""
+
+    returncode: int
+    html: Path
+    log: str
+    seconds: float
+    reused: bool
+
+    def tail(self, n: int = 60) -> str:
+        return "\n".join(self.log.splitlines()[-n:])
+
+
+def _jupyter_book() -> list[str]:
+    exe = Path(sys.executable).with_name("jupyter-book")
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-m", "jupyter_book.cli.main"]
+
+
+def build_book(*, toc: Path | None = None) -> BuiltBook:
+    """Build the book in the smoke profile with warnings as errors (``-W -n --keep-going``)."""
+    env = dict(os.environ, PGM_LAB_PROFILE=BOOK_PROFILE, MPLBACKEND="Agg")
+    cmd = [*_jupyter_book(), "build", str(ROOT), "--path-output", str(BOOK_OUT)]
+    cmd += ["-W", "-n", "--keep-going", "--all"]
+    if toc is not None:
+        cmd += ["--toc", str(toc)]
+    BUILD_LOG.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    log = proc.stdout + "\n" + proc.stderr
+    BUILD_LOG.write_text(f"$ {' '.join(cmd)}\n{log}\n[{seconds:.1f} s, exit {proc.returncode}]\n")
+    return BuiltBook(proc.returncode, HTML_DIR, log, seconds, reused=False)
+
+
+@pytest.fixture(scope="session")
+def built_book() -> BuiltBook:
+    """The smoke-profile HTML book (built once per session, or reused on request)."""
+    if os.environ.get("PGM_LAB_REUSE_BOOK") and (HTML_DIR / "index.html").exists():
+        return BuiltBook(0, HTML_DIR, "(reused an existing build)", 0.0, reused=True)
+    return build_book()

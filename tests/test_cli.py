@@ -1,0 +1,26 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from pgm_lab import cli
+
+
+def test_info_prints_profile_device_versions_cache(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("PGM_LAB_CACHE", str(tmp_path))
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    for field in ("profile", "smoke", "device", "torch", "CUDA", str(tmp_path)):
+        assert field in out
+
+
+def test_info_reports_unknown_profile_cleanly(capsys, monkeypatch):
+    monkeypatch.setenv("PGM_LAB_PROFILE", "nope")
+    assert cli.main(["info"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown profile 'nope'" in err and "Traceback" not in err
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "pgm-lab"
+    result = subprocess.run([str(script), "info"], capture_output=True, text=True, check=True)
+    assert "pgm_lab" in result.stdout
