@@ -30,6 +30,7 @@ _SUBMODULES = (
     "data",
     "draw",
     "factorization",
+    "grading",
     "grid_bp",
     "independence",
     "ising",
