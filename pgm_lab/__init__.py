@@ -8,6 +8,7 @@ that the core stays light.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any
 
 from .config import (
@@ -24,23 +25,8 @@ from .config import (
 
 __version__ = "0.1.0"
 
-_SUBMODULES = (
-    "bp",
-    "cli",
-    "data",
-    "draw",
-    "factorization",
-    "grading",
-    "grid_bp",
-    "independence",
-    "ising",
-    "metrics",
-    "models",
-    "mrf",
-    "notebooks",
-    "train",
-    "viz",
-)
+#: every module of the package, reachable as ``pl.<name>`` (imported on first use)
+_SUBMODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
 
 __all__ = [
     "PROFILE_NAMES",

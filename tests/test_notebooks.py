@@ -106,7 +106,13 @@ def test_every_pgm_lab_name_exists(path):
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "pgm_lab":
             module = importlib.import_module(node.module)
-            missing += [f"{node.module}.{a.name}" for a in node.names if not hasattr(module, a.name)]
+            for a in node.names:
+                if hasattr(module, a.name):
+                    continue
+                try:  # a submodule: `from pgm_lab import shapes`
+                    importlib.import_module(f"{node.module}.{a.name}")
+                except ModuleNotFoundError:
+                    missing.append(f"{node.module}.{a.name}")
         elif isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.startswith("pgm_lab"):
