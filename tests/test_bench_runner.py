@@ -15,7 +15,9 @@ def test_ratio_direction():
 
 
 def test_table_has_every_column():
-    table = run.format_table([{"bench": "b", "what": "w", "ours": 0.5, "peer": 1.0, "unit": "s", "goal": "g"}])
+    table = run.format_table(
+        [{"bench": "b", "what": "w", "ours": 0.5, "peer": 1.0, "unit": "s", "goal": "g"}]
+    )
     header, _rule, row = table.splitlines()
     assert header.split() == ["benchmark", "what", "ours", "peer", "unit", "ratio", "goal"]
     assert "2x" in row and row.split()[0] == "b"
