@@ -13,7 +13,6 @@ STAMP := $(VENV)/.pgm-lab-installed
 PROFILE ?= quick
 BOOK_OUT := _build/$(PROFILE)
 PIP := $(BIN)/python -m pip
-export MPLBACKEND := Agg
 
 .PHONY: install book test lab bench lint format clean browser
 
@@ -26,13 +25,16 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the browser test"; \
+	@{ command -v chromium && test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc; } >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium and a CJK font for the browser test"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null; }
 
+JCACHE := $(BOOK_OUT)/_build/.jupyter_cache
 book: install
-	PGM_LAB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) -W -n --keep-going
+	@if [ -f $(JCACHE)/global.db ] && [ -n "$$(find pgm_lab -name '*.py' -newer $(JCACHE)/global.db)" ]; then \
+	  echo "pgm_lab changed since the chapters were executed: executing them again"; rm -rf $(JCACHE); fi
+	env -u MPLBACKEND PGM_LAB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) -W -n --keep-going
 	@echo
 	@echo "The book is built: open $(CURDIR)/$(BOOK_OUT)/_build/html/index.html"
 

@@ -8,7 +8,8 @@ The smoke-profile book, built once per test session:
 ``built_book`` runs ``jupyter-book build`` exactly as ``make book`` does, but with
 ``PGM_LAB_PROFILE=smoke``, into ``_build/smoke`` and with ``--all`` (a fresh Sphinx
 environment, so warnings from every page are reported again; executed notebooks still
-come from the execution cache in ``_build/smoke/_build/.jupyter_cache``).
+come from the execution cache in ``_build/smoke/_build/.jupyter_cache``, which is dropped
+when a file of ``pgm_lab`` is newer than it).
 tests/test_book.py asserts that the build succeeded; tests/test_browser.py reads the
 HTML it produced.
 
@@ -19,6 +20,7 @@ Set ``PGM_LAB_REUSE_BOOK=1`` to skip the build and use an existing
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -37,6 +39,10 @@ BUILD_LOG = ROOT / "_build" / f"book-{BOOK_PROFILE}.log"
 
 
 os.environ.setdefault("PGM_LAB_PROGRESS", "0")
+if os.environ.get("PGM_LAB_THREADS", "").isdigit():  # parallel test workers share the cores
+    import torch
+
+    torch.set_num_threads(int(os.environ["PGM_LAB_THREADS"]))
 
 
 @pytest.fixture(autouse=True)
@@ -72,9 +78,27 @@ def _jupyter_book() -> list[str]:
     return [sys.executable, "-m", "jupyter_book.cli.main"]
 
 
+def stale_execution_cache(out: Path = BOOK_OUT) -> bool:
+    """True when pgm_lab changed after the execution cache was last written.
+
+    jupyter-cache re-executes a notebook only when the notebook's code changes, so
+    outputs computed with an older pgm_lab would otherwise be reused.
+    """
+    db = out / "_build" / ".jupyter_cache" / "global.db"
+    if not db.exists():
+        return False
+    stamp = db.stat().st_mtime
+    return any(p.stat().st_mtime > stamp for p in (ROOT / "pgm_lab").rglob("*.py"))
+
+
 def build_book(*, toc: Path | None = None) -> BuiltBook:
     """Build the book in the smoke profile with warnings as errors (``-W -n --keep-going``)."""
-    env = dict(os.environ, PGM_LAB_PROFILE=BOOK_PROFILE, MPLBACKEND="Agg")
+    if stale_execution_cache():
+        shutil.rmtree(BOOK_OUT / "_build" / ".jupyter_cache")
+    env = dict(os.environ, PGM_LAB_PROFILE=BOOK_PROFILE)
+    # The kernels must use matplotlib's inline backend (ipykernel's default): with an
+    # inherited MPLBACKEND=Agg, plt.show() draws nothing and the book loses its figures.
+    env.pop("MPLBACKEND", None)
     cmd = [*_jupyter_book(), "build", str(ROOT), "--path-output", str(BOOK_OUT)]
     cmd += ["-W", "-n", "--keep-going", "--all"]
     if toc is not None:
