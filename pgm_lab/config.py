@@ -124,6 +124,11 @@ def setup(seed: int = 0, *, quiet: bool = False) -> SetupInfo:
 
     prof = profile()
     dev = device()
+    threads = os.environ.get("PGM_LAB_THREADS", "").strip()
+    if threads:
+        if not threads.isdigit() or int(threads) < 1:
+            raise ValueError(f"PGM_LAB_THREADS must be a positive integer, got {threads!r}")
+        torch.set_num_threads(int(threads))
     seed_everything(seed)
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -141,6 +141,7 @@ def fit(
     snapshot_every: int | None = None,
     snapshot: Callable[[Any], Any] | None = None,
     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    lr_schedule: str | None = None,
 ) -> History:
     """Train ``model`` on ``data``; load from the checkpoint cache when it already exists.
 
@@ -148,12 +149,18 @@ def fit(
     by default ``model.default_steps`` or :data:`DEFAULT_STEPS`. ``snapshot(model)`` is called
     every ``snapshot_every`` steps (and at the end) and its results are kept in
     ``history.snapshots`` and in the cache. ``transform(x, generator)`` augments each batch
-    (for example stochastic binarisation). The model is left in ``eval()`` mode.
+    (for example stochastic binarisation). ``lr_schedule="cosine"`` decays every optimiser's
+    learning rate from ``lr`` to 0 along a half cosine over the run (``None``: constant).
+    The model is left in ``eval()`` mode.
     """
+    if lr_schedule not in (None, "cosine"):
+        raise ValueError(f"lr_schedule must be None or 'cosine', got {lr_schedule!r}")
     prof = active_profile(profile)
     x, y = as_tensors(data)
+    if not torch.isfinite(x).all():
+        raise ValueError("data contains NaN or infinite values")
     if hasattr(model, "check_images"):
-        model.check_images(x[: min(len(x), 512)])
+        model.check_images(x)
     if y is not None and getattr(model, "n_classes", None) is None:
         y_for_model = None
     else:
@@ -171,6 +178,7 @@ def fit(
         "steps": n_steps,
         "batch_size": batch_size,
         "lr": lr,
+        **({"lr_schedule": lr_schedule} if lr_schedule is not None else {}),
         "seed": seed,
         "snapshot_every": snapshot_every if snapshot is not None else None,
         "transform": getattr(transform, "__qualname__", None) if transform is not None else None,
@@ -200,6 +208,7 @@ def fit(
         snapshot_every,
         snapshot,
         transform,
+        lr_schedule,
     )
     history.path = path if cache else None
     if cache:
@@ -209,13 +218,34 @@ def fit(
 
 
 def _train(
-    model, x, y, dev, n_steps, batch_size, lr, seed, progress, log_every, snapshot_every, snapshot, transform
+    model,
+    x,
+    y,
+    dev,
+    n_steps,
+    batch_size,
+    lr,
+    seed,
+    progress,
+    log_every,
+    snapshot_every,
+    snapshot,
+    transform,
+    lr_schedule=None,
 ) -> History:
     gen = torch.Generator(device="cpu").manual_seed(seed)
     torch.manual_seed(seed)
     x = x.to(dev)
     y = y.to(dev) if y is not None else None
     optimizers = model.configure_optimizers(lr)
+    schedulers = []
+    if lr_schedule == "cosine":
+        schedulers = [
+            torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, n_steps) / n_steps))
+            )
+            for opt in optimizers
+        ]
     history = History()
     bar = _progress(n_steps, type(model).__name__, progress)
     autocast = (
@@ -241,7 +271,9 @@ def _train(
                     f"training diverged at step {step} ({bad}); the model holds its last good "
                     f"parameters from step {good_step}. Lower the learning rate (lr={lr}) and retry."
                 )
-            if step % 50 == 0 or step == n_steps:
+            if (step % 50 == 0 or step == n_steps) and all(
+                torch.isfinite(p).all() for p in model.parameters()
+            ):
                 good_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 good_step = step
             if step % log_every == 0 or step == n_steps:
@@ -253,6 +285,8 @@ def _train(
                 with torch.no_grad():
                     history.snapshots.append((step, _to_cpu(snapshot(model))))
                 model.train()
+            for sched in schedulers:
+                sched.step()
             if bar is not None:
                 bar.update(1)
                 if step % 10 == 0:

@@ -60,6 +60,8 @@ class GenerativeModel(nn.Module):
             raise ValueError(
                 f"data must be shaped (N, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}"
             )
+        if x.numel() and not torch.isfinite(x).all():
+            raise ValueError("data contains NaN or infinite values")
         if len(self.image_shape) == 3 and x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
             raise ValueError(
                 f"images must lie in [0, 1], got values in [{float(x.min()):.3g}, {float(x.max()):.3g}]"
