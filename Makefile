@@ -41,9 +41,9 @@ book: install
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PGM_LAB_THREADS=1 $(BIN)/pytest -n 2 -m "not slow and not browser" tests
+	PGM_LAB_THREADS=1 $(BIN)/pytest -p no:cacheprovider -n 2 -m "not slow and not browser" tests
 	PGM_LAB_THREADS=1 PGM_LAB_PROFILE=smoke $(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env -n 2 --dist loadfile chapters
-	$(BIN)/pytest -m "slow or browser" tests
+	$(BIN)/pytest -p no:cacheprovider -m "slow or browser" tests
 
 lab: install
 	$(BIN)/jupyter lab chapters/
