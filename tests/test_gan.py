@@ -229,3 +229,21 @@ def test_minibatch_std_feature_sees_diversity():
     assert GAN((1, 8, 8), mbstd=False).D.out.in_features == 64 * 4
     sn = GAN((1, 8, 8), spectral=True)
     assert sn.sample(2).shape == (2, 1, 8, 8) and sn.D(torch.zeros(2, 1, 8, 8)).shape == (2,)
+
+
+def test_generator_ema_and_vector_minibatch_std():
+    torch.manual_seed(0)
+    m = GAN((2,), hidden=16, layers=2, ema=0.9, mbstd=True)
+    assert m.sampler is m.G_ema and m.D.out.in_features == 17
+    opts = m.configure_optimizers(1e-2)
+    before = [p.detach().clone() for p in m.G_ema.parameters()]
+    m.training_step(torch.randn(32, 2), None, opts)
+    d = min(0.9, 1 / 10)
+    for e, b, p in zip(m.G_ema.parameters(), before, m.G.parameters()):
+        assert torch.allclose(e, d * b + (1 - d) * p.detach(), atol=1e-6)
+    z = torch.randn(4, m.z_dim)
+    with torch.no_grad():
+        assert torch.allclose(m.sample(4, z=z), m.G_ema(z))
+    assert GAN((2,)).sampler is not None and GAN((2,)).D.out.in_features == 128
+    with pytest.raises(ValueError, match="ema"):
+        GAN((2,), ema=0.0)

@@ -44,6 +44,10 @@ def test_valid_json_and_kernel(path):
     assert raw["nbformat"] == 4
     assert raw["metadata"]["kernelspec"]["name"] == "python3"
     nbformat.validate(nbformat.reads(path.read_text(encoding="utf-8"), as_version=4))
+    # editor round-trips (jupytext) must not leave their metadata behind
+    assert "jupytext" not in raw["metadata"]
+    noisy = [i for i, c in enumerate(raw["cells"]) if "lines_to_next_cell" in c["metadata"]]
+    assert not noisy, f"cells {noisy} carry jupytext's lines_to_next_cell metadata"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)

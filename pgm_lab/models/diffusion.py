@@ -269,7 +269,7 @@ class DDPM(GenerativeModel):
         self.is_image = len(self.image_shape) == 3
         if self.is_image:
             self.net = UNet(self.image_shape, self.n_classes, base=base, mults=mults, scale_shift=scale_shift)
-            self.default_steps = {"smoke": 20, "quick": 3000, "full": 20000}
+            self.default_steps = {"smoke": 20, "quick": 1500, "full": 20000}
         else:
             self.net = MLPDenoiser(self.image_shape[0], self.n_classes, hidden=hidden, layers=layers)
             self.default_steps = {"smoke": 20, "quick": 3000, "full": 10000}

@@ -19,6 +19,7 @@ The conditional GAN (Mirza & Osindero 2014) feeds the label to both players.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 
@@ -126,22 +127,39 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """D(x[, y]) for vectors, returning logits; LeakyReLU hidden layers."""
+    """D(x[, y]) for vectors, returning logits; LeakyReLU hidden layers.
 
-    def __init__(self, in_dim: int, n_classes: int | None = None, hidden: int = 128, layers: int = 3):
+    ``mbstd`` appends the minibatch standard deviation of the last hidden features (see
+    :class:`DCDiscriminator`), so that D can see when a batch lacks diversity.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        n_classes: int | None = None,
+        hidden: int = 128,
+        layers: int = 3,
+        *,
+        mbstd: bool = False,
+    ):
         super().__init__()
         self.n_classes = n_classes
+        self.mbstd = mbstd
         dims = [in_dim + (n_classes or 0)] + [hidden] * layers
         mods: list[nn.Module] = []
         for a, b in itertools.pairwise(dims):
             mods += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
-        mods.append(nn.Linear(dims[-1], 1))
-        self.net = nn.Sequential(*mods)
+        self.body = nn.Sequential(*mods)
+        self.out = nn.Linear(dims[-1] + int(mbstd), 1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.n_classes:
             x = torch.cat([x, F.one_hot(y, self.n_classes).to(x.dtype)], dim=1)
-        return self.net(x).squeeze(1)  # (B,) logits
+        h = self.body(x)  # (B, hidden)
+        if self.mbstd:
+            std = h.std(0, unbiased=False).mean() if h.shape[0] > 1 else h.new_zeros(())
+            h = torch.cat([h, std.expand(h.shape[0], 1)], dim=1)
+        return self.out(h).squeeze(1)  # (B,) logits
 
 
 # -- players for images (DCGAN-style) -------------------------------------------------------
@@ -253,13 +271,17 @@ class GAN(GenerativeModel):
     ``GAN(image_shape=(1, 8, 8), n_classes=None, loss="nonsaturating", z_dim=..., ...)``: images
     (C, H, W) with H and W divisible by 4 get the DCGAN players (``base`` channels); vectors (D,)
     get MLPs (``hidden``, ``layers``). ``loss`` is the generator's objective, ``"minimax"`` or
-    ``"nonsaturating"``; ``d_steps`` discriminator updates precede each generator update;
+    ``"nonsaturating"``; ``d_steps`` discriminator updates precede ``g_steps`` generator updates;
     ``d_warmup`` training steps at the start update only the discriminator (a head start that
     makes D confident before G moves, as in chapter 09's vanishing-gradient experiment);
-    ``beta1`` is Adam's first-moment decay (0.5 as in DCGAN). Image discriminators append the
-    minibatch standard deviation (``mbstd``) and may use spectral normalisation (``spectral``);
-    see :class:`DCDiscriminator`. With ``n_classes`` both players see the label (see
+    ``beta1`` is Adam's first-moment decay (0.5 as in DCGAN). ``mbstd`` appends the minibatch
+    standard deviation to D's features (default: on for images, off for vectors); image
+    discriminators may also use spectral normalisation (``spectral``); see :class:`DCDiscriminator`. With ``n_classes`` both players see the label (see
     :class:`ConditionalGAN`).
+
+    ``ema`` (a decay such as 0.99; ``"auto"``: 0.99 for images, off for vectors; None: off) samples
+    from an exponential moving average of G's weights (Yazıcı et al. 2019), which smooths the
+    oscillations of GAN training.
 
     ``training_step`` logs ``loss_D`` (−V), ``loss_G``, ``D_real`` and ``D_fake`` (mean D on real
     data and on fakes) and ``grad_G`` (the norm of the generator's gradient).
@@ -276,34 +298,49 @@ class GAN(GenerativeModel):
         layers: int = 3,
         base: int = 32,
         d_steps: int = 1,
+        g_steps: int = 1,
         d_warmup: int = 0,
         beta1: float = 0.5,
-        mbstd: bool = True,
+        mbstd: bool | None = None,
         spectral: bool = False,
+        ema: float | str | None = "auto",
     ):
+        shape = tuple(int(s) for s in image_shape)
+        if ema == "auto":  # on for images (where it measurably helps), off for the 2-D toy data
+            ema = 0.99 if len(shape) == 3 else None
+        if ema is not None and (isinstance(ema, str) or not 0 < ema < 1):
+            raise ValueError(f"ema must be a decay in (0, 1), None or 'auto', got {ema!r}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if int(d_steps) != d_steps or d_steps < 1:
             raise ValueError(f"d_steps must be a positive integer, got {d_steps!r}")
+        if int(g_steps) != g_steps or g_steps < 1:
+            raise ValueError(f"g_steps must be a positive integer, got {g_steps!r}")
         if int(d_warmup) != d_warmup or d_warmup < 0:
             raise ValueError(f"d_warmup must be a non-negative integer, got {d_warmup!r}")
         if not 0 <= beta1 < 1:
             raise ValueError(f"beta1 must lie in [0, 1), got {beta1}")
-        shape = tuple(int(s) for s in image_shape)
         is_image = len(shape) == 3
         if z_dim is None:
             z_dim = 32 if is_image else 2
+        if mbstd is None:
+            mbstd = is_image  # on by default for images, off for the 2-D toy data of chapter 09
         sizes = {"loss": loss, "z_dim": int(z_dim), "d_steps": int(d_steps), "beta1": float(beta1)}
         if d_warmup:
             sizes["d_warmup"] = int(d_warmup)
+        if g_steps != 1:
+            sizes["g_steps"] = int(g_steps)
+        if ema is not None:
+            sizes["ema"] = float(ema)
         if is_image:
             sizes.update(base=int(base), mbstd=bool(mbstd), spectral=bool(spectral))
         else:
-            sizes.update(hidden=int(hidden), layers=int(layers))
+            sizes.update(hidden=int(hidden), layers=int(layers), mbstd=bool(mbstd))
         super().__init__(image_shape, n_classes, **sizes)
         self.loss_kind = loss
         self.z_dim = int(z_dim)
         self.d_steps = int(d_steps)
+        self.g_steps = int(g_steps)
         self.d_warmup = int(d_warmup)
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         self.beta1 = float(beta1)
@@ -315,11 +352,28 @@ class GAN(GenerativeModel):
             self.G = DCGenerator(self.image_shape, self.z_dim, self.n_classes, base)
             self.D = DCDiscriminator(self.image_shape, self.n_classes, base, mbstd=mbstd, spectral=spectral)
             self.G.apply(_dcgan_init)  # D keeps PyTorch's default initialisation
-            self.default_steps = {"smoke": 20, "quick": 3000, "full": 15000}
+            self.default_steps = {"smoke": 20, "quick": 1500, "full": 6000}
         else:
             self.G = MLPGenerator(self.z_dim, self.image_shape[0], self.n_classes, hidden, layers)
-            self.D = MLPDiscriminator(self.image_shape[0], self.n_classes, hidden, layers)
-            self.default_steps = {"smoke": 20, "quick": 3000, "full": 10000}
+            self.D = MLPDiscriminator(self.image_shape[0], self.n_classes, hidden, layers, mbstd=mbstd)
+            self.default_steps = {"smoke": 20, "quick": 2500, "full": 2500}
+        self.ema = ema
+        if ema is not None:  # a moving average of G's weights, used for sampling
+            self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator used by :meth:`sample`: the EMA copy when ``ema`` is set, else ``G``."""
+        return self.G_ema if self.ema is not None else self.G
+
+    def _update_ema(self) -> None:
+        with torch.no_grad():
+            k = int(self.steps_done)
+            d = min(self.ema, (1 + k) / (10 + k))
+            for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                pe.lerp_(p.detach(), 1 - d)
+            for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                be.copy_(b)  # batch-norm statistics
 
     # -- data space <-> the players' space ------------------------------------------------
     def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
@@ -363,16 +417,18 @@ class GAN(GenerativeModel):
             opt_d.step()
         # 2) generator: descent on its loss, discriminator fixed (only G's optimiser steps);
         #    during the first d_warmup steps the gradient is computed (and logged) but not applied
-        fake = self.G(torch.randn(n, self.z_dim, device=x.device), y)
-        fake_logits_g = self.D(fake, y)
-        loss_g = generator_loss(fake_logits_g, self.loss_kind)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        grad_g = torch.sqrt(
-            sum((p.grad.float() ** 2).sum() for p in self.G.parameters() if p.grad is not None)
-        )
-        if int(self.steps_done) >= self.d_warmup:
-            opt_g.step()
+        for _ in range(self.g_steps):
+            fake = self.G(torch.randn(n, self.z_dim, device=x.device), y)
+            loss_g = generator_loss(self.D(fake, y), self.loss_kind)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            grad_g = torch.sqrt(
+                sum((p.grad.float() ** 2).sum() for p in self.G.parameters() if p.grad is not None)
+            )
+            if int(self.steps_done) >= self.d_warmup:
+                opt_g.step()
+                if self.ema is not None:
+                    self._update_ema()
         self.steps_done += 1
         return {
             "loss_D": float(loss_d.detach()),
@@ -408,7 +464,7 @@ class GAN(GenerativeModel):
         was_training = self.training
         self.eval()
         try:
-            out = self.to_data_space(self.G(z.to(dev), y).float())
+            out = self.to_data_space(self.sampler(z.to(dev), y).float())
         finally:
             self.train(was_training)
         return out
