@@ -167,6 +167,7 @@ def train(
     from .train import fit
 
     spec = _spec(key)
+    torch.manual_seed(seed)  # the initial weights too: the checkpoint cache key includes the seed
     model = build(key, size=size)
     kw = {**spec.fit, **fit_kw}
     if isinstance(kw.get("transform"), str):

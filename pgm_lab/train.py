@@ -194,49 +194,11 @@ def fit(
             model.eval()
             return loaded
 
-    history = _train(
-        model,
-        x,
-        y_for_model,
-        dev,
-        n_steps,
-        batch_size,
-        lr,
-        seed,
-        progress,
-        log_every,
-        snapshot_every,
-        snapshot,
-        transform,
-        lr_schedule,
-    )
-    history.path = path if cache else None
-    if cache:
-        _save(model, history, path)
-    model.eval()
-    return history
-
-
-def _train(
-    model,
-    x,
-    y,
-    dev,
-    n_steps,
-    batch_size,
-    lr,
-    seed,
-    progress,
-    log_every,
-    snapshot_every,
-    snapshot,
-    transform,
-    lr_schedule=None,
-) -> History:
+    # no usable checkpoint: train
     gen = torch.Generator(device="cpu").manual_seed(seed)
     torch.manual_seed(seed)
     x = x.to(dev)
-    y = y.to(dev) if y is not None else None
+    y = y_for_model.to(dev) if y_for_model is not None else None
     optimizers = model.configure_optimizers(lr)
     schedulers = []
     if lr_schedule == "cosine":
@@ -295,6 +257,10 @@ def _train(
         if bar is not None:
             bar.close()
     history.seconds = time.perf_counter() - start
+    history.path = path if cache else None
+    if cache:
+        _save(model, history, path)
+    model.eval()
     return history
 
 

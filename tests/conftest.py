@@ -118,3 +118,14 @@ def built_book() -> BuiltBook:
     if os.environ.get("PGM_LAB_REUSE_BOOK") and (HTML_DIR / "index.html").exists():
         return BuiltBook(0, HTML_DIR, "(reused an existing build)", 0.0, reused=True)
     return build_book()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test with one torch thread, restoring the previous count afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -20,13 +20,7 @@ from pgm_lab.models.diffusion import (
 from pgm_lab.models.unet import MLPDenoiser, UNet, sinusoidal_embedding
 from pgm_lab.train import TrainingDiverged
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- schedules ---------------------------------------------------------------------------------

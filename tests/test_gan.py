@@ -20,13 +20,7 @@ from pgm_lab.models.gan import (
     value_function,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 REAL = torch.tensor([2.0, 0.5, -1.0, 3.0])
