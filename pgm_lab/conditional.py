@@ -60,6 +60,9 @@ SPECS: dict[str, ModelSpec] = {
         "ConditionalPixelCNN",
         "06 autoregressive",
         r"p_\theta(\mathbf{x}\mid c)=\prod_i p_\theta(x_i\mid x_1,\dots,x_{i-1},c)",
+        kwargs={
+            "channels": 64
+        },  # twice chapter 06's width: with 32 channels about 89% of samples are the requested digit
         fit={"lr": 3e-3, "batch_size": 64},  # the label biases start at 0: a larger step learns them in time
         binarize=True,
     ),
@@ -90,6 +93,7 @@ SPECS: dict[str, ModelSpec] = {
         "ConditionalGAN",
         "09 GAN",
         r"\mathbf{x}=G_{\theta_g}(\mathbf{z},c),\ D_{\theta_d}(\mathbf{x},c)",
+        fit={"lr": 2e-3, "batch_size": 128},  # chapter 09's DCGAN recipe: 1,500 steps in about 50 s
     ),
 }
 
