@@ -241,3 +241,17 @@ def test_generator_ema_and_vector_minibatch_std():
     assert GAN((2,)).sampler is not None and GAN((2,)).D.out.in_features == 128
     with pytest.raises(ValueError, match="ema"):
         GAN((2,), ema=0.0)
+
+
+def test_g_steps_takes_several_generator_steps_per_discriminator_step():
+    torch.manual_seed(0)
+    m = GAN((2,), hidden=16, layers=2, g_steps=3, ema=None)
+    opt_g, opt_d = m.configure_optimizers(1e-2)
+    m.training_step(torch.randn(32, 2), None, [opt_g, opt_d])
+    # Adam's step counter: one update of D, three of G
+    assert opt_d.state[next(m.D.parameters())]["step"] == 1
+    assert opt_g.state[next(m.G.parameters())]["step"] == 3
+    assert m.config["g_steps"] == 3 and "g_steps" not in GAN((2,)).config
+    for bad in (0, 1.5, -2):
+        with pytest.raises(ValueError, match="g_steps"):
+            GAN((2,), g_steps=bad)
