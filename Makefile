@@ -31,10 +31,11 @@ browser:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null; }
 
 JCACHE := $(BOOK_OUT)/_build/.jupyter_cache
+BOOK_BUILD := env -u MPLBACKEND PGM_LAB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) -W -n --keep-going
 book: install
 	@if [ -f $(JCACHE)/global.db ] && [ -n "$$(find pgm_lab -name '*.py' -newer $(JCACHE)/global.db)" ]; then \
 	  echo "pgm_lab changed since the chapters were executed: executing them again"; rm -rf $(JCACHE); fi
-	env -u MPLBACKEND PGM_LAB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) -W -n --keep-going
+	$(BOOK_BUILD) || { echo "The build failed; retrying once (executed chapters are cached; a cell that timed out can be nbclient waiting on widget messages, jupyter/nbclient#312)"; $(BOOK_BUILD); }
 	@echo
 	@echo "The book is built: open $(CURDIR)/$(BOOK_OUT)/_build/html/index.html"
 
