@@ -576,10 +576,14 @@ def parameter_grid(
 def denoise_explorer(x_true, y, *, method: str = "graph_cut", beta=1.0, eta=2.1, h=0.0):
     """Lecture widget: sliders for β, η, h and a method menu; shows the denoised image.
 
-    Returns an ``ipywidgets.interactive``; its ``.result`` is a dict with the current
-    ``energy`` and ``pixel error`` (so a test can move a slider and see it change).
-    See chapter 05.
+    Returns an ``ipywidgets.VBox`` (the controls, then an ``Image`` redrawn on every change);
+    its ``.result`` is a dict with the current ``energy``, ``pixel error`` and ``seconds`` (so a
+    test can move a slider and see it change). The figure is a PNG in an ``Image`` widget rather
+    than an ``Output`` widget: executed headless (book builds), output widgets can leave nbclient
+    waiting forever (jupyter/nbclient#312). See chapter 05.
     """
+    import io
+
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
@@ -588,28 +592,38 @@ def denoise_explorer(x_true, y, *, method: str = "graph_cut", beta=1.0, eta=2.1,
     if method not in options:
         raise ValueError(f"unknown method {method!r}; choose from {options}")
 
-    def show(method, beta, eta, h):
-        x, sec = _run(method, y, h, beta, eta)
-        res = {
-            "energy": energy(x, y, h=h, beta=beta, eta=eta),
+    style = {"description_width": "initial"}
+    controls = {
+        "method": widgets.Dropdown(options=options, value=method, description="method"),
+        "beta": widgets.FloatSlider(value=beta, min=0.0, max=3.0, step=0.1, description="β", style=style),
+        "eta": widgets.FloatSlider(value=eta, min=0.0, max=4.0, step=0.1, description="η", style=style),
+        "h": widgets.FloatSlider(value=h, min=-1.0, max=1.0, step=0.1, description="h", style=style),
+    }
+    image = widgets.Image(format="png")
+    box = widgets.VBox([*controls.values(), image])
+
+    def render(*_):
+        m, b, e, hh = (controls[k].value for k in ("method", "beta", "eta", "h"))
+        x, sec = _run(m, y, hh, b, e)
+        box.result = {
+            "energy": energy(x, y, h=hh, beta=b, eta=e),
             "pixel error": pixel_error(x, x_true),
             "seconds": sec,
         }
-        _, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
         axes[0].imshow(y, cmap="gray", vmin=-1, vmax=1)
         axes[0].set_title(f"noisy y ({pixel_error(y, x_true):.1%} wrong)")
         axes[1].imshow(x, cmap="gray", vmin=-1, vmax=1)
-        axes[1].set_title(f"{method}: E={res['energy']:.0f}, error {res['pixel error']:.2%}")
+        axes[1].set_title(f"{m}: E={box.result['energy']:.0f}, error {box.result['pixel error']:.2%}")
         for ax in axes:
             ax.set_axis_off()
-        plt.show()
-        return res
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+        plt.close(fig)
+        image.value = buf.getvalue()
 
-    style = {"description_width": "initial"}
-    return widgets.interactive(
-        show,
-        method=widgets.Dropdown(options=options, value=method),
-        beta=widgets.FloatSlider(value=beta, min=0.0, max=3.0, step=0.1, description="β", style=style),
-        eta=widgets.FloatSlider(value=eta, min=0.0, max=4.0, step=0.1, description="η", style=style),
-        h=widgets.FloatSlider(value=h, min=-1.0, max=1.0, step=0.1, description="h", style=style),
-    )
+    for control in controls.values():
+        control.observe(render, names="value")
+    render()
+    box.controls, box.image = controls, image
+    return box
