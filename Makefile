@@ -14,7 +14,7 @@ PROFILE ?= quick
 BOOK_OUT := _build/$(PROFILE)
 PIP := $(BIN)/python -m pip
 
-.PHONY: install book test lab bench lint format clean browser
+.PHONY: install book test lab bench lint format clean browser sandbox
 
 install: $(STAMP)
 
@@ -30,6 +30,13 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null; }
 
+# pgm-lab grade runs each student kernel in a bubblewrap sandbox (Debian package bubblewrap).
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  echo "installing Debian's bubblewrap for the grading sandbox"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq bubblewrap >/dev/null; }
+
 JCACHE := $(BOOK_OUT)/_build/.jupyter_cache
 BOOK_BUILD := env -u MPLBACKEND PGM_LAB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) -W -n --keep-going
 book: install
@@ -39,7 +46,7 @@ book: install
 	@echo
 	@echo "The book is built: open $(CURDIR)/$(BOOK_OUT)/_build/html/index.html"
 
-test: install browser
+test: install browser sandbox
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PGM_LAB_THREADS=1 $(BIN)/pytest -p no:cacheprovider -n 2 -m "not slow and not browser" tests

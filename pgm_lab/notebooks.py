@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 ANSWER_KEY_TAG = "answer-key"
+HIDDEN_CHECK_TAG = "hidden-check"
 EXERCISE_TAG = "exercise"
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
 SOLUTION_BEGIN = "### BEGIN SOLUTION"
@@ -65,6 +66,10 @@ def tags(cell) -> list[str]:
 
 def is_answer_key(cell) -> bool:
     return cell.get("cell_type") == "code" and ANSWER_KEY_TAG in tags(cell)
+
+
+def is_hidden_check(cell) -> bool:
+    return cell.get("cell_type") == "code" and HIDDEN_CHECK_TAG in tags(cell)
 
 
 def is_exercise(cell) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pgm_lab.grading.grade import normalise_outputs
+from pgm_lab.grading.prepare import normalise_outputs
 from pgm_lab.notebooks import is_answer_key, read_notebook, strip_outputs
 
 pytestmark = pytest.mark.slow

@@ -1,9 +1,10 @@
 """Tests of ``pgm-lab release`` and ``pgm-lab grade`` on the fixture chapter.
 
 ``tests/fixtures/grading/01_fixture.ipynb`` is a tiny chapter (numpy only) with three
-exercises worth 1, 2 and 1 points; ``02_other.ipynb`` is a second chapter. Submissions are
-made the way students make them: from the released copy, with the solutions written in
-(or not, or wrongly, or hostile), and graded end to end with nbval.
+exercises whose hidden checks are worth 1, 2 and 1 points; ``02_other.ipynb`` is a second
+chapter. Submissions are made the way students make them: from the released copy, with the
+solutions written in (or not, or wrongly), and graded end to end with nbval in the sandbox.
+Attacks on the grader are in ``test_hostile_submissions.py``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from pgm_lab.grading import (
     release_notebook,
     strip_solution_regions,
 )
-from pgm_lab.grading.grade import RUN_TOKEN_VAR, CellOutcome, read_junit, student_names
-from pgm_lab.notebooks import NotebookError, is_answer_key, read_notebook
+from pgm_lab.grading.grade import KeyRunError, student_names
+from pgm_lab.grading.nbval_run import RUN_TOKEN_VAR, CellOutcome, read_junit
+from pgm_lab.notebooks import is_answer_key, is_hidden_check, read_notebook
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grading"
 KEY = FIXTURES / "01_fixture.ipynb"
@@ -38,12 +40,14 @@ OTHER = FIXTURES / "02_other.ipynb"
 # the code written into the released copy by a student who solves everything
 SOLUTIONS = {
     "2de4bc77": "p = np.asarray(p, dtype=float)\nreturn p / p.sum()",
-    "9cbe89d2": "marginal_a = joint.sum(axis=1)",
-    "272f93bd": "return int(np.triu(adj, 1).sum())",
+    "9cbe89d2": "return np.sum(joint, axis=1)",
+    "272f93bd": "if np.ndim(adj) != 2 or len(adj) != len(adj[0]):\n    raise ValueError('square, please')\n"
+    "return sum(adj[i][j] for i in range(len(adj)) for j in range(i + 1, len(adj)))",
 }
 EX1, EX2, EX3 = "2de4bc77", "9cbe89d2", "272f93bd"  # exercise (edit) cell ids
-CHECK1, CHECK2, CHECK3 = "4484ea1c", "9858d51c", "4909b6fc"  # answer-key cell ids
-NIE = "NotImplementedError: Exercise: write your solution here"
+CHECK1, CHECK2, CHECK3 = "4484ea1c", "9858d51c", "4909b6fc"  # public (answer-key) check ids
+HIDDEN = ["h-normalise", "h-marginal", "h-edges"]  # hidden-check cell ids
+NIE = "NotImplementedError"
 
 
 def fill(nb, answers: dict[str, str]):
@@ -99,6 +103,8 @@ def test_released_copy_hides_solutions_and_keeps_only_expected_outputs(released)
     text = json.dumps(student)
     assert "BEGIN SOLUTION" not in text and "p / p.sum()" not in text and "np.triu" not in text
     assert student.metadata["pgm_lab"]["chapter"] == "01_fixture"
+    assert "hidden.check" not in text and not any(is_hidden_check(c) for c in student.cells)
+    key.cells = [c for c in key.cells if not is_hidden_check(c)]
     assert [c.id for c in student.cells] == [c.id for c in key.cells]
     for s, k in zip(student.cells, key.cells):
         if s.cell_type != "code":
@@ -108,7 +114,7 @@ def test_released_copy_hides_solutions_and_keeps_only_expected_outputs(released)
         else:
             assert s.outputs == [] and s.execution_count is None
     assert cell(student, EX1).source.splitlines()[-1] == f"    {PLACEHOLDER}"
-    assert cell(student, EX2).source.splitlines()[-1] == PLACEHOLDER
+    assert cell(student, EX2).source.splitlines()[-1] == f"    {PLACEHOLDER}"
     # the reference file itself is untouched
     assert "### BEGIN SOLUTION" in cell(read_notebook(KEY), EX1).source
 
@@ -129,6 +135,25 @@ def test_release_validates_the_reference(tmp_path):
         release_notebook(broken, name="x")
     with pytest.raises(ValueError, match="would overwrite the reference"):
         release([KEY], FIXTURES)
+    # hidden checks: numbers in their metadata, never stored outputs, after an exercise
+    for meta, message in [({"points": "2"}, "'points' must be"), ({"rtol": -1}, "'rtol' must be")]:
+        broken = copy.deepcopy(nb)
+        cell(broken, HIDDEN[0]).metadata.update(meta)
+        nbformat.write(broken, tmp_path / "k.ipynb")
+        with pytest.raises(ValueError, match=message):
+            Key.load(tmp_path / "k.ipynb")
+    broken = copy.deepcopy(nb)
+    cell(broken, HIDDEN[1]).outputs = [nbformat.v4.new_output("stream", name="stdout", text="0.3\n")]
+    nbformat.write(broken, tmp_path / "k.ipynb")
+    with pytest.raises(ValueError, match="hidden values must never be stored"):
+        Key.load(tmp_path / "k.ipynb")
+    broken = copy.deepcopy(nb)
+    early = copy.deepcopy(cell(nb, HIDDEN[0]))
+    early.id = "early"
+    broken.cells.insert(1, early)
+    nbformat.write(broken, tmp_path / "k.ipynb")
+    with pytest.raises(ValueError, match="comes before any exercise cell"):
+        Key.load(tmp_path / "k.ipynb")
 
 
 def test_release_cli_writes_student_copies(tmp_path, capsys):
@@ -164,8 +189,10 @@ def test_prepare_restores_answer_keys_by_id_source_and_order(released, tmp_path)
     assert (
         cell(prep.nb, extra.id).outputs == [] and "answer-key" not in cell(prep.nb, extra.id).metadata["tags"]
     )
-    # code cells: 0 extra, 1 import, 2 ex1, 3 check1, ...
-    assert prep.cell_number == {"ex1": 3, "ex2": 6, "ex3": 8}
+    # code cells: 0 extra, 1 import, 2 ex1, 3 check1, 4 hidden check 1, 5 table, ...
+    assert prep.cell_number == dict(zip(HIDDEN, (4, 8, 11)))
+    hidden = cell(prep.nb, HIDDEN[0])
+    assert hidden.source.startswith("__import__('pgm_lab.grading.hidden'") and "begin('h-normalise')" in hidden.source
 
     # fresh ids (cells pasted into a new notebook): found by source, or by order when edited
     nb = copy.deepcopy(student)
@@ -178,7 +205,7 @@ def test_prepare_restores_answer_keys_by_id_source_and_order(released, tmp_path)
     prep = prepare(key, path)
     assert prep.problem is None
     assert prep.notes == ["check cell edited: ex2 (restored from the key)"]
-    assert prep.cell_number == {"ex1": 2, "ex2": 5, "ex3": 7}
+    assert prep.cell_number == dict(zip(HIDDEN, (3, 7, 10)))
 
     # a deleted check goes back after its exercise; moved cells are reported
     nb = copy.deepcopy(student)
@@ -191,7 +218,14 @@ def test_prepare_restores_answer_keys_by_id_source_and_order(released, tmp_path)
     prep = prepare(key, path)
     assert prep.notes == ["cells reordered", "check cell missing: ex3 (restored from the key)"]
     ids = [c.id for c in prep.nb.cells]
-    assert ids.index(CHECK3) == ids.index(EX3) + 1
+    assert ids.index(CHECK3) == ids.index(EX3) + 1 and ids.index(HIDDEN[2]) == ids.index(CHECK3) + 1
+    # a student cell tagged hidden-check is an ordinary cell
+    nb = copy.deepcopy(student)
+    fake = nbformat.v4.new_code_cell("print(1)", metadata={"tags": ["hidden-check"], "points": 9})
+    nb.cells.append(fake)
+    nbformat.write(nb, tmp_path / "fake.ipynb")
+    prep = prepare(key, tmp_path / "fake.ipynb")
+    assert "hidden-check" not in cell(prep.nb, fake.id).metadata["tags"] and fake.id not in prep.cell_number
 
 
 def test_prepare_rejects_non_notebooks_and_other_chapters(released, tmp_path):
@@ -214,32 +248,34 @@ def test_prepare_rejects_non_notebooks_and_other_chapters(released, tmp_path):
     assert prepare(key, tmp_path / "other2.ipynb").problem.startswith(
         "wrong chapter ('Another fixture chapter"
     )
-    with pytest.raises(NotebookError):
+    with pytest.raises(ValueError, match=r"cannot read the key: .*invalid JSON"):
         Key.load(bad)
-    with pytest.raises(ValueError, match="no answer-key cells"):
+    with pytest.raises(ValueError, match="no exercises with checks"):
         empty = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
         nbformat.write(empty, tmp_path / "empty.ipynb")
         Key.load(tmp_path / "empty.ipynb")
 
 
-def test_released_copy_serves_as_key_without_solutions(released, tmp_path):
-    """Grading needs only the checks, so the released copy grades exactly like the reference."""
+def test_a_key_without_hidden_checks_gives_no_points_and_warns(released, tmp_path):
+    """The released copy has public checks only: as a key it can give no points, and says so."""
     student, _, out = released
-    ref, rel = Key.load(KEY), Key.load(out / KEY.name)
-    assert (rel.chapter, rel.title) == (ref.chapter, ref.title)
-    assert [(e.name, e.cell_id, e.points, e.source) for e in rel.exercises] == [
-        (e.name, e.cell_id, e.points, e.source) for e in ref.exercises
-    ]
-    sub = tmp_path / "s.ipynb"
-    nb = fill(student, SOLUTIONS)
-    cell(nb, CHECK3).source += "  # edited"
-    nbformat.write(nb, sub)
-    a, b = prepare(ref, sub), prepare(rel, sub)
-    assert a.notes == b.notes == ["check cell edited: ex3 (restored from the key)"]
-    assert a.cell_number == b.cell_number
-    assert [(c.source, c.get("outputs")) for c in a.nb.cells] == [
-        (c.source, c.get("outputs")) for c in b.nb.cells
-    ]
+    rel = Key.load(out / KEY.name)
+    assert rel.exercises == [] and rel.max_points == 0 and len(rel.public_checks) == 3
+    said = []
+    nbformat.write(fill(student, SOLUTIONS), tmp_path / "s.ipynb")
+    book = grade(out / KEY.name, [tmp_path / "s.ipynb"], tmp_path / "out", progress=said.append)
+    assert said[0].startswith("warning:") and "no hidden checks" in said[0]
+    assert [(r.total, r.max) for r in book.rows] == [(0.0, 0.0)]
+
+
+def test_a_key_whose_hidden_check_fails_stops_the_run(tmp_path):
+    nb = read_notebook(KEY)
+    cell(nb, HIDDEN[1]).source = cell(nb, HIDDEN[1]).source.replace("marginal_a", "marginal_b")
+    nbformat.write(nb, tmp_path / "key.ipynb")
+    nbformat.write(nb, tmp_path / "s.ipynb")
+    with pytest.raises(KeyRunError, match=r"hidden check h-marginal \(ex2\) failed: error in cell 7: NameError"):
+        grade(tmp_path / "key.ipynb", [tmp_path / "s.ipynb"], tmp_path / "out")
+    assert not (tmp_path / "out" / "gradebook.csv").exists()
 
 
 def test_student_names_strip_suffix_and_disambiguate():
@@ -312,41 +348,36 @@ def _submissions(released, folder: Path) -> dict[str, tuple[list[str], str]]:
     correct = fill(student, SOLUTIONS)
     put("correct", correct, ["1", "2", "1", "4"], "")
     put("Zoë Müller", correct, ["1", "2", "1", "4"], "")
-    put(
-        "blank",
-        student,
-        ["0", "0", "0", "0"],
-        f"ex1: error in cell 2: {NIE}; ex2: error in cell 4: {NIE}; ex3: error in cell 7: {NIE}",
-    )
-    put("partly wrong", fill(student, {**SOLUTIONS, EX2: "marginal_a = joint.sum(axis=0)"}), ["1", "0", "1", "2"],
-        "ex2: output differs")  # fmt: skip
+    put("blank", student, ["0", "0", "0", "0"], f"ex1, ex2, ex3: raised {NIE} on hidden inputs")
+    put("partly wrong", fill(student, {**SOLUTIONS, EX2: "return np.sum(joint, axis=0)"}), ["1", "0", "1", "2"],
+        "ex2: wrong on hidden inputs: joint")  # fmt: skip
     put(
         "erroring",
         fill(student, {**SOLUTIONS, EX1: "return p.total()"}),
         ["0", "2", "1", "3"],
-        "ex1: error in cell 2: AttributeError: 'list' object has no attribute 'total'",
+        "ex1: raised AttributeError on hidden inputs",
     )
     put("infinite loop", fill(student, {**SOLUTIONS, EX3: "while True:\n    pass"}), ["1", "2", "0", "3"],
-        "ex3: timed out in cell 7")  # fmt: skip
+        "ex3: timed out in cell 9")  # fmt: skip
     tampered = fill(student, {**SOLUTIONS, EX1: "return p"})
     cell(tampered, CHECK1).source = "# NBVAL_CHECK_OUTPUT\nprint('[0.125 0.25  0.625]')"
     put(
         "tampered",
         tampered,
         ["0", "2", "1", "3"],
-        "check cell edited: ex1 (restored from the key); ex1: output differs",
+        "check cell edited: ex1 (restored from the key); ex1: wrong on hidden inputs: vector, table",
     )
     put(
         "memory hog",
         fill(student, {**SOLUTIONS, EX2: "blocks = []\nwhile True:\n    blocks.append(np.zeros(2**24))"}),
         ["1", "0", "1", "2"],
-        "ex2: memory limit exceeded in cell 4",
+        "ex2: raised MemoryError on hidden inputs",
     )
     put(
         "kernel crash",
         fill(student, {**SOLUTIONS, EX2: "import os\nos._exit(3)"}),
         ["1", "0", "0", "1"],
-        "ex2, ex3: kernel died in cell 4 (exit code 3)",
+        "ex2, ex3: kernel died in cell 6 (exit code 3)",
     )
     messy = copy.deepcopy(correct)
     messy.cells = [c for c in messy.cells if c.get("id") != CHECK3]
@@ -391,7 +422,7 @@ def test_grade_gradebook_end_to_end(released, tmp_path, capsys):
             assert row[6] == notes, (name, row[6])
     page = (out / "gradebook.html").read_text(encoding="utf-8")
     assert "Zoë Müller" in page and "late submission (v2)" in page and "<table>" in page
-    assert "&#x27;list&#x27; object" in page  # notes are escaped
+    assert "raised AttributeError" in page
     assert "Zoë Müller" in printed and "12 submissions of 01_fixture" in printed
     assert (out / "graded" / "tampered.ipynb").exists() and (out / "logs" / "kernel crash.log").exists()
 
@@ -419,19 +450,15 @@ def test_grade_kills_a_notebook_over_the_wall_clock_limit(released, tmp_path):
 
 
 def test_check_release_holds_for_the_fixture_and_catches_violations(tmp_path):
-    """``pgm-lab release --check``: the reference passes all, the copy fails exactly its checks.
-
-    (release -> fill in the solutions -> grade -> full marks is the "correct" row of the
-    end-to-end gradebook above.)
-    """
+    """``pgm-lab release --check``: nothing hidden in the copy, the reference full, the copy 0."""
     (copy_path,) = release([KEY], tmp_path / "released")
     assert check_release(KEY, copy_path) == []
     released = read_notebook(copy_path)
-    # a "reference" whose solution fails, and a "student copy" whose check passes without one
-    nbformat.write(fill(released, {**SOLUTIONS, EX1: "return 1 / 0"}), tmp_path / "bad key.ipynb")
-    nbformat.write(fill(released, {EX3: "return 2"}), tmp_path / "leaky.ipynb")
-    problems = check_release(tmp_path / "bad key.ipynb", tmp_path / "leaky.ipynb")
-    assert problems == [
-        "reference: error in cell 2: ZeroDivisionError: division by zero",
-        "student copy: ex3 passes without a solution",
-    ]
+    leaky = fill(released, {EX3: "return int(np.triu(adj, 1).sum())"})
+    leaky.cells.append(copy.deepcopy(cell(read_notebook(KEY), HIDDEN[0])))
+    nbformat.write(leaky, tmp_path / "leaky.ipynb")
+    problems = check_release(KEY, tmp_path / "leaky.ipynb")
+    assert problems[0].endswith("holds a line of a solution: 'return int(np.triu(adj, 1).sum())'")
+    assert "is a hidden check" in problems[1] and "holds a line of a hidden check" in problems[2]
+    assert problems[3].startswith("student copy earns 0.5 without a solution")
+    assert len(problems) == 4

@@ -13,30 +13,39 @@ The conventions (exercise cells, ``answer-key`` check cells) are those of
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .grade import Exercise, Key, Prepared, Row, RunResult, cell_reason, grade, prepare, run_nbval, score
+from .grade import KeyRunError, grade
+from .key import Exercise, HiddenCheck, Key
+from .nbval_run import RunResult, cell_reason, run_nbval
+from .prepare import Prepared, prepare
 from .release import (
     PLACEHOLDER,
     check_key,
     default_chapters,
     release,
     release_notebook,
+    release_problems,
     strip_solution_regions,
 )
 from .report import Gradebook
+from .sandbox import SandboxError
+from .scoring import Row, score
 
 __all__ = [
     "PLACEHOLDER",
     "Exercise",
     "Gradebook",
+    "HiddenCheck",
     "Key",
+    "KeyRunError",
     "Prepared",
     "Row",
     "RunResult",
+    "SandboxError",
     "add_commands",
     "cell_reason",
     "check_key",
@@ -46,58 +55,48 @@ __all__ = [
     "prepare",
     "release",
     "release_notebook",
+    "release_problems",
     "run_nbval",
     "score",
     "strip_solution_regions",
 ]
 
 
-def check_release(key_path, released_path, *, timeout: float = 600, memory_mb: int = 4096) -> list[str]:
-    """Run the reference and its student copy with nbval; list what breaks the contract.
+def check_release(
+    key_path, released_path, *, timeout: float = 600, memory_mb: int = 4096, sandbox: bool = True
+) -> list[str]:
+    """What breaks the release contract for one chapter; an empty list when it holds.
 
-    The contract: the reference passes every cell; the student copy, run as-is, fails
-    every exercise check, and no cell fails except exercise cells and their checks.
-    Both run at once, each under the grader's limits. Returns an empty list when both hold.
+    The contract: the student copy holds no hidden check, no solution and no stored value
+    but the public checks' (:func:`.release.release_problems`); graded against the key, the
+    reference (solutions in, hidden checks out) earns full marks and the student copy,
+    as released, earns nothing.
     """
-    from ..notebooks import is_answer_key, is_exercise, write_notebook
+    from ..notebooks import is_hidden_check, read_notebook, strip_outputs, write_notebook
 
-    key = Key.load(key_path)
-
-    def check(label: str, path, tmp: Path) -> list[str]:
-        prep = prepare(key, path)
-        if prep.problem:
-            return [f"{label}: {prep.problem}"]
-        work = tmp / label.replace(" ", "-")
-        work.mkdir()
-        nb_file = work / "notebook.ipynb"
-        write_notebook(prep.nb, nb_file)
-        run = run_nbval(nb_file, timeout=timeout, cell_timeout=timeout, memory_mb=memory_mb)
-        if run.status == "timeout":
-            return [f"{label}: ran over the {timeout:g} s limit"]
-        if run.status != "ok":
-            tail = (work / "pytest.log").read_text(encoding="utf-8", errors="replace").strip()[-500:]
-            return [f"{label}: nbval wrote no results (exit code {run.returncode}): {tail}"]
-        failing = sorted(n for n, o in run.cells.items() if o.status != "passed")
-        if label == "reference":
-            return [f"reference: {cell_reason(n, run.cells[n], run.cells)}" for n in failing]
-        code = [c for c in prep.nb.cells if c.cell_type == "code"]
-        allowed = {n for n, c in enumerate(code) if is_exercise(c) or is_answer_key(c)}
-        problems = [
-            f"student copy: a cell that is no exercise fails: {cell_reason(n, run.cells[n], run.cells)}"
-            for n in failing
-            if n not in allowed
-        ]
-        row = score(key, label, prep, run, timeout=timeout)
-        problems += [
-            f"student copy: {name} passes without a solution" for name, p in row.points.items() if p > 0
-        ]
-        return problems
-
+    key_nb = read_notebook(key_path)
+    problems = release_problems(key_nb, read_notebook(released_path))
     with tempfile.TemporaryDirectory(prefix="pgm-lab-release-check-") as tmp:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            ref = pool.submit(check, "reference", key_path, Path(tmp))
-            stu = pool.submit(check, "student copy", released_path, Path(tmp))
-            return ref.result() + stu.result()
+        tmp = Path(tmp)
+        reference = strip_outputs(key_nb, keep_answer_keys=True)
+        reference.cells = [c for c in reference.cells if not is_hidden_check(c)]
+        write_notebook(reference, tmp / "reference.ipynb")
+        shutil.copyfile(released_path, tmp / "student-copy.ipynb")
+        book = grade(
+            key_path,
+            [tmp / "reference.ipynb", tmp / "student-copy.ipynb"],
+            tmp / "out",
+            timeout=timeout,
+            memory_mb=memory_mb,
+            jobs=2,
+            sandbox=sandbox,
+        )
+    for row in book.rows:
+        if row.student == "reference" and row.total != row.max:
+            problems.append(f"reference: {row.total:g}/{row.max:g} ({row.notes_text})")
+        if row.student == "student-copy" and row.total > 0:
+            problems.append(f"student copy earns {row.total:g} without a solution ({row.notes_text})")
+    return problems
 
 
 def _release_cmd(args) -> int:
@@ -107,19 +106,37 @@ def _release_cmd(args) -> int:
     for src, dst in zip(chapters, written):
         print(f"{src} -> {dst}")
         if args.check:
-            problems = check_release(src, dst, timeout=args.timeout)
+            problems = check_release(src, dst, timeout=args.timeout, sandbox=not args.no_sandbox)
             for p in problems:
                 print(f"  {p}")
             print(
                 "  check: "
-                + ("FAILED" if problems else "reference passes, student copy fails exactly its checks")
+                + (
+                    "FAILED"
+                    if problems
+                    else "no hidden check, solution or hidden value in the copy; "
+                    "the reference earns full marks, the copy none"
+                )
             )
             failed |= bool(problems)
     return 1 if failed else 0
 
 
 def _grade_cmd(args) -> int:
-    book = grade(
+    try:
+        book = _grade_from_args(args)
+    except (SandboxError, KeyRunError) as exc:
+        print(f"pgm-lab: error: {exc}", file=sys.stderr)
+        return 2
+    print(book.table())
+    out = Path(args.out)
+    print(f"\nwrote {out / 'gradebook.csv'} and {out / 'gradebook.html'}")
+    print(f"{out / 'graded'} and {out / 'logs'} hold the hidden checks and values: keep them from students")
+    return 0
+
+
+def _grade_from_args(args):
+    return grade(
         args.key,
         args.submissions,
         args.out,
@@ -129,11 +146,8 @@ def _grade_cmd(args) -> int:
         memory_mb=args.memory,
         scratch=args.scratch,
         progress=None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)),
+        sandbox=not args.no_sandbox,
     )
-    print(book.table())
-    out = Path(args.out)
-    print(f"\nwrote {out / 'gradebook.csv'} and {out / 'gradebook.html'}")
-    return 0
 
 
 def add_commands(subparsers) -> None:
@@ -150,6 +164,7 @@ def add_commands(subparsers) -> None:
         help="also run reference and copy with nbval: the reference must pass, the copy fail exactly its checks",
     )
     p.add_argument("--timeout", type=float, default=600, help="limit for each --check run, seconds (600)")
+    p.add_argument("--no-sandbox", action="store_true", help="run --check's kernels without bubblewrap")
     p.set_defaults(func=_release_cmd)
 
     p = subparsers.add_parser("grade", help="grade submissions against a chapter's answer keys with nbval")
@@ -173,4 +188,9 @@ def add_commands(subparsers) -> None:
         "--scratch", default=None, help="scratch folder to use and keep (default: a temporary one)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run kernels without bubblewrap (every gradebook row says so); only for trusted notebooks",
+    )
     p.set_defaults(func=_grade_cmd)

@@ -20,6 +20,7 @@ from ..notebooks import (
     SOLUTION_END,
     is_answer_key,
     is_exercise,
+    is_hidden_check,
     read_notebook,
     strip_outputs,
     write_notebook,
@@ -103,6 +104,7 @@ def release_notebook(nb, *, name: str = "notebook"):
     """
     check_key(nb, name=name)
     nb = strip_outputs(nb, keep_answer_keys=True)
+    nb.cells = [cell for cell in nb.cells if not is_hidden_check(cell)]
     n_regions = 0
     for i, cell in enumerate(nb.cells):
         where = f"{name}: {_cell_name(cell, i)}"
@@ -150,3 +152,57 @@ def release(chapters, out_dir: str | os.PathLike) -> list[Path]:
         write_notebook(copy.deepcopy(nb), target)
         written.append(target)
     return written
+
+
+def _solution_lines(source: str) -> list[str]:
+    lines, inside = [], False
+    for line in source.splitlines():
+        text = line.strip()
+        if text.startswith(SOLUTION_BEGIN):
+            inside = True
+        elif text.startswith(SOLUTION_END):
+            inside = False
+        elif inside:
+            lines.append(text)
+    return lines
+
+
+def _distinctive(lines, elsewhere: str) -> set[str]:
+    """Lines long enough to identify their origin and not found in the public text."""
+    return {t for t in lines if len(t) >= 24 and t not in elsewhere}
+
+
+def release_problems(key, released) -> list[str]:
+    """What a released copy must not hold, found statically: an empty list when it is clean.
+
+    No ``hidden-check`` cell and no line of one, no solution region and no distinctive line
+    of a solution, no stored output except the public checks' expected outputs.
+    """
+    public_text = "\n".join("\n".join(c.source.splitlines()) for c in key.cells if not is_hidden_check(c))
+    solution = set()
+    for cell in key.cells:
+        solution |= _distinctive(_solution_lines(cell.source), "")
+    hidden = set()
+    for cell in key.cells:
+        if is_hidden_check(cell):
+            hidden |= _distinctive([ln.strip() for ln in cell.source.splitlines()], public_text)
+    public_solution_free = "\n".join(
+        strip_solution_regions(c.source)[0] for c in key.cells if not is_hidden_check(c)
+    )
+    solution = {t for t in solution if t not in public_solution_free}
+    problems = []
+    for i, cell in enumerate(released.cells):
+        where = f"released {_cell_name(cell, i)}"
+        if is_hidden_check(cell):
+            problems.append(f"{where} is a hidden check")
+        text = cell.get("source", "")
+        if SOLUTION_BEGIN in text or SOLUTION_END in text:
+            problems.append(f"{where} holds a solution region")
+        lines = {ln.strip() for ln in text.splitlines()}
+        if lines & solution:
+            problems.append(f"{where} holds a line of a solution: {sorted(lines & solution)[0]!r}")
+        if lines & hidden:
+            problems.append(f"{where} holds a line of a hidden check: {sorted(lines & hidden)[0]!r}")
+        if cell.get("cell_type") == "code" and cell.get("outputs") and not is_answer_key(cell):
+            problems.append(f"{where} stores outputs (only public checks may)")
+    return problems
