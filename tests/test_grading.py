@@ -192,7 +192,10 @@ def test_prepare_restores_answer_keys_by_id_source_and_order(released, tmp_path)
     # code cells: 0 extra, 1 import, 2 ex1, 3 check1, 4 hidden check 1, 5 table, ...
     assert prep.cell_number == dict(zip(HIDDEN, (4, 8, 11)))
     hidden = cell(prep.nb, HIDDEN[0])
-    assert hidden.source.startswith("__import__('pgm_lab.grading.hidden'") and "begin('h-normalise')" in hidden.source
+    assert (
+        hidden.source.startswith("__import__('pgm_lab.grading.hidden'")
+        and "begin('h-normalise')" in hidden.source
+    )
 
     # fresh ids (cells pasted into a new notebook): found by source, or by order when edited
     nb = copy.deepcopy(student)
@@ -273,7 +276,9 @@ def test_a_key_whose_hidden_check_fails_stops_the_run(tmp_path):
     cell(nb, HIDDEN[1]).source = cell(nb, HIDDEN[1]).source.replace("marginal_a", "marginal_b")
     nbformat.write(nb, tmp_path / "key.ipynb")
     nbformat.write(nb, tmp_path / "s.ipynb")
-    with pytest.raises(KeyRunError, match=r"hidden check h-marginal \(ex2\) failed: error in cell 7: NameError"):
+    with pytest.raises(
+        KeyRunError, match=r"hidden check h-marginal \(ex2\) failed: error in cell 7: NameError"
+    ):
         grade(tmp_path / "key.ipynb", [tmp_path / "s.ipynb"], tmp_path / "out")
     assert not (tmp_path / "out" / "gradebook.csv").exists()
 
