@@ -31,6 +31,8 @@ def describe_exit(kernel) -> str:
         pass
     if code is None:
         return KERNEL_DIED
+    if code > 128 and code - 128 in {s.value for s in signal.Signals}:
+        code = -(code - 128)  # the sandbox reports a kernel killed by signal N as 128 + N
     if code < 0:
         try:
             name = signal.Signals(-code).name

@@ -95,6 +95,13 @@ def score(
                 reason = "not run"
             elif outcome.status != "passed":
                 reason = _failed_check_reason(n, previous, run)
+            elif check.cell_id not in got.began:
+                reason = "hidden check did not run as written"
+                tampered = (
+                    "tampering: a hidden check cell did not run as written (cells rewritten at run time?)"
+                )
+                if tampered not in row.notes:
+                    row.notes.append(tampered)
             else:
                 verdict = judge_check(
                     check.cell_id, check.points, expected, got, rtol=check.rtol, atol=check.atol

@@ -31,6 +31,7 @@ class Records:
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     forbidden: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     tamper: list[str] = field(default_factory=list)
+    began: set[str] = field(default_factory=set)  # checks whose first line ran
     problem: str | None = None
 
     def labels(self, check: str) -> list[str]:
@@ -58,6 +59,7 @@ def read_records(path: str | os.PathLike) -> Records:
             rec.problem = "garbled hidden-check records"
             continue
         if "tamper" in item:
+            rec.began.add(item["check"])
             found = item["tamper"] if isinstance(item["tamper"], list) else ["unreadable tamper report"]
             rec.tamper += [str(t) for t in found if str(t) not in rec.tamper]
             continue
