@@ -23,8 +23,10 @@ def is_notebook_code(obj) -> bool:
     target = getattr(obj, "__func__", obj)
     code = getattr(target, "__code__", None)
     if code is not None:
-        name = code.co_filename
-        return any(m in name for m in _NOTEBOOK_FILE_MARKS) or target.__module__ == "__main__"
+        name = str(getattr(code, "co_filename", ""))
+        return (
+            any(m in name for m in _NOTEBOOK_FILE_MARKS) or getattr(target, "__module__", None) == "__main__"
+        )
     cls = obj if isinstance(obj, type) else type(obj)
     return getattr(cls, "__module__", "") == "__main__"
 
