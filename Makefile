@@ -11,7 +11,10 @@ endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pgm-lab-installed
 PROFILE ?= quick
-BOOK_OUT := _build/$(PROFILE)
+# EDITION=reader (solutions folded) or EDITION=course (solutions and hidden checks out,
+# the download button serves the student copy); see book/instructor_guide.md
+EDITION ?= reader
+BOOK_OUT := _build/$(PROFILE)$(if $(filter course,$(EDITION)),-course,)
 PIP := $(BIN)/python -m pip
 
 .PHONY: install book test lab bench lint format clean browser sandbox
@@ -38,7 +41,7 @@ sandbox:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq bubblewrap >/dev/null; }
 
 JCACHE := $(BOOK_OUT)/_build/.jupyter_cache
-BOOK_BUILD := env -u MPLBACKEND PGM_LAB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) -W -n --keep-going
+BOOK_BUILD := env -u MPLBACKEND PGM_LAB_PROFILE=$(PROFILE) PGM_LAB_EDITION=$(EDITION) $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) -W -n --keep-going
 book: install
 	@if [ -f $(JCACHE)/global.db ] && [ -n "$$(find pgm_lab -name '*.py' -newer $(JCACHE)/global.db)" ]; then \
 	  echo "pgm_lab changed since the chapters were executed: executing them again"; rm -rf $(JCACHE); fi

@@ -120,6 +120,43 @@ def test_chapter_has_notebook_download_and_launch_links(built_book, doc):
     )
 
 
+@pytest.mark.parametrize("doc", chapter_docs())
+def test_solutions_are_folded_and_hidden_checks_absent(built_book, doc):
+    """Reader edition: every exercise behind a "Show the solution" toggle, no hidden check in
+    the page or in the downloaded notebook."""
+    import nbformat
+
+    page = (built_book.html / f"{doc}.html").read_text(encoding="utf-8")
+    source = nbformat.read(ROOT / f"{doc}.ipynb", 4)
+    n_exercises = sum("exercise" in c.metadata.get("tags", []) for c in source.cells)
+    assert page.count("Show the solution") == n_exercises
+    assert "hidden.check(" not in page and "hidden.rng(" not in page
+    download = nbformat.read(built_book.html / "_sources" / f"{doc}.ipynb", 4)
+    assert not any("hidden-check" in c.metadata.get("tags", []) for c in download.cells)
+
+
+def test_course_edition_serves_the_student_copy(tmp_path):
+    """Course edition: the download is the released copy; exercise code shows no solution."""
+    import importlib.util
+    import shutil
+
+    import nbformat
+
+    spec = importlib.util.spec_from_file_location("pgm_book", ROOT / "book" / "_ext" / "pgm_book.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    key = ROOT / "tests" / "fixtures" / "grading" / "01_fixture.ipynb"
+    for edition in ("reader", "course"):
+        path = tmp_path / f"{edition}.ipynb"
+        shutil.copyfile(key, path)
+        ext.download_copy(path, edition)
+        text = path.read_text(encoding="utf-8")
+        assert "hidden-check" not in text and "hidden.check" not in text
+        assert ("BEGIN SOLUTION" in text) == (edition == "reader")
+        assert ("NotImplementedError" in text) == (edition == "course")
+    assert nbformat.read(tmp_path / "course.ipynb", 4).metadata["pgm_lab"]["released"] is True
+
+
 def test_status_page_reports_every_chapter(built_book):
     text = (built_book.html / "book" / "status.html").read_text(encoding="utf-8")
     assert "profile" in text and "smoke" in text, "status page does not name the profile"

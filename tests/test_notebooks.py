@@ -88,6 +88,26 @@ def test_exercises_are_well_formed(path):
         src = before[-1].source
         assert nbt.SOLUTION_BEGIN in src and nbt.SOLUTION_END in src
         assert src.index(nbt.SOLUTION_BEGIN) < src.index(nbt.SOLUTION_END)
+        assert "points" not in cells[i].metadata, f"public check {i} earns no points: drop its 'points'"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_every_exercise_has_hidden_checks(path):
+    """Points come from hidden checks (tag hidden-check): one or more after every exercise,
+    removed from the book (remove-cell), stored without outputs, drawing inputs from
+    ``hidden.rng``/``hidden.torch_generator`` and emitting with ``hidden.check``/``hidden.emit``."""
+    cells = load(path).cells
+    exercises = [i for i, c in enumerate(cells) if nbt.is_exercise(c)]
+    for k, i in enumerate(exercises):
+        end = exercises[k + 1] if k + 1 < len(exercises) else len(cells)
+        hidden = [c for c in cells[i:end] if nbt.is_hidden_check(c)]
+        assert hidden, f"exercise cell {i} has no hidden check"
+        assert sum(float(c.metadata.get("points", 1)) for c in hidden) > 0
+        for c in hidden:
+            assert "remove-cell" in c.metadata.get("tags", []), f"hidden check {c.id} must be tagged remove-cell"
+            assert not c.get("outputs") and c.get("execution_count") is None
+            assert "hidden.rng(" in c.source or "hidden.torch_generator(" in c.source, c.id
+            assert "hidden.check(" in c.source or "hidden.emit(" in c.source, c.id
 
 
 def _attribute_chains(tree: ast.AST):

@@ -13,15 +13,26 @@
   reports "Identifier 'THEBE_JS_URL' has already been declared" (sphinx-togglebutton's
   selector is repeated the same way). Scripts with the same file and attributes are
   written once, at the first place they appear, whatever their priorities.
+- Editions (config value ``pgm_edition``, from ``PGM_LAB_EDITION``; ``make book
+  EDITION=course``): in the **reader** edition every exercise cell is folded behind a
+  "Show the solution" toggle; in the **course** edition exercise cells show the student's
+  version (solution regions replaced as ``pgm-lab release`` does). In both, hidden-check
+  cells never reach a page, and the ``.ipynb`` download serves the notebook without hidden
+  checks (reader) or the released student copy (course).
 """
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from docutils import nodes
 from sphinx.roles import XRefRole
+from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util.docutils import SphinxRole
+
+EDITIONS = ("reader", "course")
 
 
 class ChapterRole(SphinxRole):
@@ -57,7 +68,71 @@ def _always_read(app, env, added, changed, removed) -> list[str]:
     return [doc for doc in app.config.pgm_always_read if doc in env.found_docs and doc not in changed]
 
 
+def _cell_tags(node) -> list[str]:
+    meta = node.get("cell_metadata") or {}
+    return list(meta.get("tags", [])) if isinstance(meta, dict) else []
+
+
+class ExerciseCells(SphinxPostTransform):
+    """Fold (reader) or strip (course) the solutions; drop hidden checks. Runs before myst-nb's
+    ``HideInputCells`` (priority 199), which turns ``hide_mode`` into a ``<details>`` toggle."""
+
+    default_priority = 150
+    formats = ("html",)
+
+    def run(self, **kwargs):
+        from pgm_lab.grading.release import strip_solution_regions
+
+        edition = self.app.config.pgm_edition
+        for node in list(self.document.findall(nodes.container)):
+            if node.get("nb_element") != "cell_code":
+                continue
+            tags = _cell_tags(node)
+            if "hidden-check" in tags:
+                node.parent.remove(node)
+            elif "exercise" in tags and edition == "reader":
+                node["hide_mode"] = "input"
+                node["prompt_show"] = "Show the solution"
+                node["prompt_hide"] = "Hide the solution"
+            elif "exercise" in tags:
+                for block in node.findall(nodes.literal_block):
+                    text, _ = strip_solution_regions(block.astext())
+                    block.replace_self(nodes.literal_block(text, text, **block.attributes))
+
+
+def download_copy(path: Path, edition: str) -> None:
+    """Rewrite a chapter's ``_sources`` notebook as readers (no hidden checks) or students get it."""
+    from pgm_lab.grading.release import release_notebook
+    from pgm_lab.notebooks import is_hidden_check, read_notebook, strip_outputs, write_notebook
+
+    nb = read_notebook(path)
+    if not any(c.cell_type == "code" and "exercise" in c.metadata.get("tags", []) for c in nb.cells):
+        return
+    if edition == "course":
+        nb = release_notebook(nb, name=path.stem)
+    else:
+        nb = strip_outputs(nb, keep_answer_keys=True)
+        nb.cells = [c for c in nb.cells if not is_hidden_check(c)]
+    write_notebook(nb, path)
+
+
+def _check_edition(app, config) -> None:
+    if config.pgm_edition not in EDITIONS:
+        raise ValueError(f"pgm_edition (PGM_LAB_EDITION) must be one of {EDITIONS}, got {config.pgm_edition!r}")
+
+
+def _rewrite_downloads(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    for path in sorted(Path(app.outdir, "_sources").glob("**/*.ipynb")):
+        download_copy(path, app.config.pgm_edition)
+
+
 def setup(app):
+    app.add_config_value("pgm_edition", os.environ.get("PGM_LAB_EDITION", "reader"), "env")
+    app.connect("config-inited", _check_edition)
+    app.add_post_transform(ExerciseCells)
+    app.connect("build-finished", _rewrite_downloads)
     app.add_config_value("pgm_always_read", ["book/status"], "env")
     app.connect("env-get-outdated", _always_read)
     app.add_role("chapter", ChapterRole())
