@@ -1,11 +1,13 @@
-"""Benchmark: wall time of ``pgm-lab grade`` on N copies of one chapter, 1 job vs 2 jobs.
+"""Benchmark: ``pgm-lab grade`` on N copies of one chapter, sandboxed vs unsandboxed, 1 vs 2 jobs.
 
-Each copy is the reference notebook without outputs except its answer keys (a student who
-solved everything), so every run executes the whole chapter and earns full marks, which
-the benchmark checks. Grading always runs the ``smoke`` profile whatever ``profile`` says.
-"ours" is 2 parallel jobs, "peer" 1 job (one submission after another).
+Each copy is the reference notebook without its hidden checks (a student who solved
+everything), so every run executes the whole chapter and earns full marks, which the
+benchmark checks. Grading always runs the ``smoke`` profile whatever ``profile`` says.
+Rows: the bubblewrap sandbox ("ours") against ``--no-sandbox`` ("peer"), wall time per
+submission with one job (goal: the sandbox adds at most 1 s per submission), measured in
+the same run; and 2 jobs against 1 job, sandboxed.
 
-Environment: ``PGM_LAB_BENCH_GRADING_N`` copies (default 100),
+Environment: ``PGM_LAB_BENCH_GRADING_N`` copies (default 20),
 ``PGM_LAB_BENCH_GRADING_KEY`` the chapter (default the grading tests' fixture chapter,
 ``tests/fixtures/grading/01_fixture.ipynb``, which runs in about a second, so the numbers
 measure the grader's own cost: pytest, kernel start, limits and bookkeeping; a real chapter
@@ -24,9 +26,10 @@ DEFAULT_KEY = ROOT / "tests" / "fixtures" / "grading" / "01_fixture.ipynb"
 
 
 def _copies(key: Path, folder: Path, n: int) -> list[Path]:
-    from pgm_lab.notebooks import read_notebook, strip_outputs, write_notebook
+    from pgm_lab.notebooks import is_hidden_check, read_notebook, strip_outputs, write_notebook
 
     nb = strip_outputs(read_notebook(key), keep_answer_keys=True)
+    nb.cells = [c for c in nb.cells if not is_hidden_check(c)]
     paths = []
     for i in range(n):
         p = folder / f"student{i:03d}.ipynb"
@@ -35,11 +38,11 @@ def _copies(key: Path, folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def _timed_grade(key: Path, paths: list[Path], out: Path, jobs: int) -> float:
+def _timed_grade(key: Path, paths: list[Path], out: Path, jobs: int, sandbox: bool = True) -> float:
     from pgm_lab.grading import grade
 
     start = time.perf_counter()
-    book = grade(key, paths, out, jobs=jobs, timeout=600)
+    book = grade(key, paths, out, jobs=jobs, timeout=600, sandbox=sandbox)
     seconds = time.perf_counter() - start
     bad = [r for r in book.rows if r.total != r.max]
     if bad:
@@ -50,7 +53,7 @@ def _timed_grade(key: Path, paths: list[Path], out: Path, jobs: int) -> float:
 
 
 def bench(profile: str) -> list[dict]:
-    n = int(os.environ.get("PGM_LAB_BENCH_GRADING_N", "100"))
+    n = int(os.environ.get("PGM_LAB_BENCH_GRADING_N", "20"))
     if n < 1:
         raise ValueError(f"PGM_LAB_BENCH_GRADING_N must be positive, got {n}")
     key = Path(os.environ.get("PGM_LAB_BENCH_GRADING_KEY") or DEFAULT_KEY)
@@ -58,11 +61,22 @@ def bench(profile: str) -> list[dict]:
         tmp = Path(tmp)
         (tmp / "subs").mkdir()
         paths = _copies(key, tmp / "subs", n)
+        bare = _timed_grade(key, paths, tmp / "out0", jobs=1, sandbox=False)
         one = _timed_grade(key, paths, tmp / "out1", jobs=1)
         two = _timed_grade(key, paths, tmp / "out2", jobs=2)
     what = f"grade {n} copies of {key.stem} (smoke)"
-    note = f"{os.cpu_count()} CPUs; grading always uses the smoke profile"
+    load = os.getloadavg()[0]
+    note = f"{os.cpu_count()} CPUs, load {load:.1f}; each grading run also runs the key once"
     return [
+        {
+            "what": f"{what}, 1 job: seconds per submission",
+            "ours": one / n,
+            "peer": bare / n,
+            "unit": "s",
+            "goal": "the sandbox adds at most 1 s per submission",
+            "peer_name": "--no-sandbox",
+            "note": f"{note}; sandbox cost {(one - bare) / n:+.2f} s per submission",
+        },
         {
             "what": f"{what}: wall time",
             "ours": two,
