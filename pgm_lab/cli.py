@@ -37,7 +37,7 @@ def _keys(args) -> int:
 
     for path in args.notebooks:
         n = refresh_answer_keys(path, profile=args.profile)
-        print(f"{path}: {n} answer-key cells refreshed ({args.profile} profile)")
+        print(f"{path}: {n} answer-key cells refreshed, hidden checks ran ({args.profile} profile)")
     return 0
 
 

@@ -1,14 +1,21 @@
 """Grading with nbval: ``pgm-lab release`` (student copies) and ``pgm-lab grade`` (gradebook).
 
-- :mod:`.release` writes student copies: solution regions replaced by
-  ``raise NotImplementedError(...)``, answer-key outputs kept, other outputs removed;
-- :mod:`.grade` restores the answer keys in copies of the submissions, runs nbval on each
-  under time and memory limits and turns the per-cell results into points;
-- :mod:`.report` writes ``gradebook.csv`` / ``gradebook.html`` and the summary table;
-- :mod:`.nbval_guard` is the pytest plugin that reports a dead kernel at once.
+One module per concern:
 
-The conventions (exercise cells, ``answer-key`` check cells) are those of
-:mod:`pgm_lab.notebooks`; the workflow is described in book/instructor_guide.md.
+- :mod:`.release`: student copies (solutions out, hidden checks out, public checks kept)
+  and the static check that a copy leaks nothing;
+- :mod:`.key`: reading and validating the key (exercises, public and hidden checks);
+- :mod:`.prepare`: the notebook that is run for a submission (checks restored, hidden
+  checks inserted);
+- :mod:`.sandbox` (+ :mod:`._jail`): the bubblewrap sandbox the kernels run in;
+- :mod:`.nbval_run`: running nbval and reading its per-cell results;
+- :mod:`.hidden`, :mod:`.tamper`: the kernel side of hidden checks and tamper findings;
+- :mod:`.verdict`, :mod:`.scoring`: comparing emitted values with the key's, points;
+- :mod:`.grade`: a grading run; :mod:`.report`: the gradebook files;
+  :mod:`.selftest`: trying a chapter's hidden checks while writing them.
+
+The conventions are those of :mod:`pgm_lab.notebooks` and CONTRIBUTING.md; the workflow
+and the threat table are in book/instructor_guide.md.
 """
 
 from __future__ import annotations
