@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from pgm_lab import notebooks
 from pgm_lab.grading import hidden, sandbox, tamper
 from pgm_lab.grading.release import release_problems
 from pgm_lab.grading.verdict import judge_check, matches, read_records
@@ -60,13 +61,15 @@ def test_check_records_values_errors_and_forbidden_calls(tmp_path, monkeypatch):
     first = hidden.rng().random(3)
     hidden.check("sum", np.sum, [1, 2, 3])
     hidden.check("fails", lambda: 1 / 0)
-    hidden.check("by pgm_lab", lambda: sandbox.short_runtime_root, forbid=("pgm_lab.grading.sandbox",))
-    hidden.check("calls pgm_lab", lambda: sandbox.bwrap_path(), forbid=("pgm_lab.grading.sandbox",))
+    hidden.check("by pgm_lab", lambda: notebooks.tags, forbid=("pgm_lab.notebooks",))
+    hidden.check("calls pgm_lab", lambda: notebooks.tags({}), forbid=("pgm_lab.notebooks",))
+    hidden.check("plain numpy", lambda: np.ones(2), forbid=("pgm_lab",))
     rec = read_records(out)
     assert rec.began == {"c1"} and rec.values[("c1", "sum")] == 6
     assert rec.values[("c1", "fails")]["__error__"] == "ZeroDivisionError"
     assert ("c1", "by pgm_lab") not in rec.forbidden
-    assert rec.forbidden[("c1", "calls pgm_lab")] == ["pgm_lab.grading.sandbox.bwrap_path"]
+    assert ("c1", "plain numpy") not in rec.forbidden
+    assert rec.forbidden[("c1", "calls pgm_lab")] == ["pgm_lab.notebooks.tags"]
     # fresh inputs: another secret seed, or another check, gives other numbers; the same, the same
     hidden.begin("c1")
     assert np.array_equal(hidden.rng().random(3), first)

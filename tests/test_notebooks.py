@@ -104,7 +104,9 @@ def test_every_exercise_has_hidden_checks(path):
         assert hidden, f"exercise cell {i} has no hidden check"
         assert sum(float(c.metadata.get("points", 1)) for c in hidden) > 0
         for c in hidden:
-            assert "remove-cell" in c.metadata.get("tags", []), f"hidden check {c.id} must be tagged remove-cell"
+            assert "remove-cell" in c.metadata.get("tags", []), (
+                f"hidden check {c.id} must be tagged remove-cell"
+            )
             assert not c.get("outputs") and c.get("execution_count") is None
             assert "hidden.rng(" in c.source or "hidden.torch_generator(" in c.source, c.id
             assert "hidden.check(" in c.source or "hidden.emit(" in c.source, c.id
