@@ -64,11 +64,13 @@ def test_check_records_values_errors_and_forbidden_calls(tmp_path, monkeypatch):
     hidden.check("by pgm_lab", lambda: notebooks.tags, forbid=("pgm_lab.notebooks",))
     hidden.check("calls pgm_lab", lambda: notebooks.tags({}), forbid=("pgm_lab.notebooks",))
     hidden.check("plain numpy", lambda: np.ones(2), forbid=("pgm_lab",))
+    hidden.check("too slow", lambda: [0 for _ in iter(int, 1)], limit_s=0.2)
     rec = read_records(out)
     assert rec.began == {"c1"} and rec.values[("c1", "sum")] == 6
     assert rec.values[("c1", "fails")]["__error__"] == "ZeroDivisionError"
     assert ("c1", "by pgm_lab") not in rec.forbidden
     assert ("c1", "plain numpy") not in rec.forbidden
+    assert rec.values[("c1", "too slow")]["__error__"] == "TimeoutError"
     assert rec.forbidden[("c1", "calls pgm_lab")] == ["pgm_lab.notebooks.tags"]
     # fresh inputs: another secret seed, or another check, gives other numbers; the same, the same
     hidden.begin("c1")

@@ -15,15 +15,19 @@ file that receives the records (records stay in :data:`RECORDED` when unset).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import sys
+import threading
 
 import numpy as np
 
 SEED_VAR = "PGM_LAB_HIDDEN_SEED"
 OUT_VAR = "PGM_LAB_HIDDEN_OUT"
+CALL_LIMIT_S = 30.0  # per hidden call; nbval's cell limit stays the outer bound
 RECORDED: list[dict] = []  # records of this kernel when no output file is set
 _state = {"check": "", "draws": 0}
 
@@ -59,23 +63,26 @@ def torch_generator(label: str = ""):
     return torch.Generator().manual_seed(seed_for(label) % 2**63)
 
 
-def check(label: str, fn, *args, forbid: tuple[str, ...] = (), **kwargs):
+def check(label: str, fn, *args, forbid: tuple[str, ...] = (), limit_s: float = CALL_LIMIT_S, **kwargs):
     """Call ``fn(*args, **kwargs)`` and emit its result (or the exception it raised) as ``label``.
 
     ``forbid`` names module prefixes (``"pgm_lab.models.diffusion"``) that the call must not
     reach: an exercise that asks for something by hand passes the module that computes it.
+    A call that runs longer than ``limit_s`` seconds is stopped with ``TimeoutError`` (its
+    value), so one slow answer costs its label, not the rest of the notebook.
     Returns the result (``None`` when ``fn`` raised), so a check can chain calls.
     """
     record = {"check": _state["check"], "label": str(label)}
     watcher = _Watcher(forbid) if forbid else None
     try:
-        if watcher:
-            watcher.start()
-        try:
-            result = fn(*args, **kwargs)
-        finally:
+        with _time_limit(limit_s):
             if watcher:
-                watcher.stop()
+                watcher.start()
+            try:
+                result = fn(*args, **kwargs)
+            finally:
+                if watcher:
+                    watcher.stop()
     except Exception as exc:  # the student's code may raise anything: that is the value
         record["value"] = encode_error(exc)
         result = None
@@ -90,6 +97,28 @@ def check(label: str, fn, *args, forbid: tuple[str, ...] = (), **kwargs):
 def emit(label: str, value) -> None:
     """Emit ``value`` as ``label`` (for a check that computes the value itself)."""
     _write({"check": _state["check"], "label": str(label), "value": encode(value)})
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise ``TimeoutError`` in the calling code after ``seconds`` (main thread, Unix only)."""
+    usable = (
+        seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"hidden check call ran over {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 # --------------------------------------------------------------------------- encoding
