@@ -17,7 +17,7 @@ EDITION ?= reader
 BOOK_OUT := _build/$(PROFILE)$(if $(filter course,$(EDITION)),-course,)
 PIP := $(BIN)/python -m pip
 
-.PHONY: install book test lab bench lint format clean browser sandbox
+.PHONY: install book test lab bench lint format clean browser sandbox release-check
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ test: install browser sandbox
 	PGM_LAB_THREADS=1 $(BIN)/pytest -p no:cacheprovider -n 2 -m "not slow and not browser" tests
 	PGM_LAB_THREADS=1 PGM_LAB_PROFILE=smoke $(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env -n 2 --dist loadfile chapters
 	$(BIN)/pytest -p no:cacheprovider -m "slow or browser" tests
+
+# Before handing out copies: every chapter's student copy leaks nothing, the reference earns
+# full marks and the unsolved copy none (each chapter graded in the sandbox; minutes).
+release-check: install sandbox
+	PGM_LAB_THREADS=1 $(BIN)/pgm-lab release --out _build/release --check
 
 lab: install
 	$(BIN)/jupyter lab chapters/
