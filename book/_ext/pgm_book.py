@@ -118,7 +118,9 @@ def download_copy(path: Path, edition: str) -> None:
 
 def _check_edition(app, config) -> None:
     if config.pgm_edition not in EDITIONS:
-        raise ValueError(f"pgm_edition (PGM_LAB_EDITION) must be one of {EDITIONS}, got {config.pgm_edition!r}")
+        raise ValueError(
+            f"pgm_edition (PGM_LAB_EDITION) must be one of {EDITIONS}, got {config.pgm_edition!r}"
+        )
 
 
 def _rewrite_downloads(app, exception) -> None:
