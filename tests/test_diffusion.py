@@ -325,3 +325,224 @@ def test_fit_trains_images_and_conditional_model():
     assert len(h["loss"]) == 3 and all(math.isfinite(v) for v in h["loss"])
     with pytest.raises(ValueError, match="labels"):
         pl.train.fit(ConditionalDDPM((1, 8, 8), n_classes=10, T=20, base=8), x, steps=1, cache=False)
+
+
+# -- the variational bound, its weights and the optimal noise predictor (chapter 08) -----------
+def test_gaussian_kl_matches_torch_distributions():
+    from pgm_lab.models.diffusion import gaussian_kl
+
+    g = torch.Generator().manual_seed(0)
+    m1, m2 = torch.randn(50, generator=g).double(), torch.randn(50, generator=g).double()
+    v1, v2 = (torch.rand(50, generator=g).double() + 0.05 for _ in range(2))
+    ref = torch.distributions.kl_divergence(
+        torch.distributions.Normal(m1, v1.sqrt()), torch.distributions.Normal(m2, v2.sqrt())
+    )
+    assert torch.allclose(gaussian_kl(m1, v1, m2, v2), ref, atol=1e-12)
+    with pytest.raises(ValueError, match="variances"):
+        gaussian_kl(0.0, 0.0, 0.0, 1.0)
+
+
+def test_discretized_gaussian_is_a_distribution_over_the_levels():
+    from scipy.stats import norm
+
+    from pgm_lab.models.diffusion import discretized_gaussian_log_likelihood as dgll
+
+    g = torch.Generator().manual_seed(1)
+    for levels in (2, 17, 256):
+        grid = torch.linspace(-1, 1, levels, dtype=torch.float64)
+        for _ in range(3):
+            mean = float(torch.randn((), generator=g)) * 0.8
+            std = float(torch.rand((), generator=g)) * 0.3 + 1e-3
+            logp = dgll(grid, torch.full_like(grid, mean), std, levels)
+            assert math.isclose(float(logp.exp().sum()), 1.0, abs_tol=1e-9)
+            # an inner level, against scipy's normal cdf
+            k, delta = levels // 2, 1 / (levels - 1)
+            if 0 < k < levels - 1:
+                ref = norm.cdf(float(grid[k]) + delta, mean, std) - norm.cdf(
+                    float(grid[k]) - delta, mean, std
+                )
+                if ref > 1e-10:
+                    assert math.isclose(float(logp[k].exp()), ref, rel_tol=1e-6)
+    far = dgll(torch.tensor([0.0]), torch.tensor([0.9]), 1e-3, 17)  # far tail: finite, very negative
+    assert torch.isfinite(far).all() and float(far) < -1e4
+    with pytest.raises(ValueError, match="grid"):
+        dgll(torch.tensor([0.05]), torch.tensor([0.0]), 0.1, 17)
+    with pytest.raises(ValueError, match="levels"):
+        dgll(torch.tensor([0.0]), torch.tensor([0.0]), 0.1, 1)
+    with pytest.raises(ValueError, match="std"):
+        dgll(torch.tensor([0.0]), torch.tensor([0.0]), 0.0, 17)
+
+
+@pytest.mark.parametrize("sigma", ["beta", "posterior"])
+def test_vlb_term_is_weighted_l_simple_term_plus_constant(sigma):
+    """KL(q(x_{t−1}|x_t,x_0) ‖ p_θ) computed from the means equals λ_t ‖ε − ε_θ‖² + C_t."""
+    from pgm_lab.models.diffusion import gaussian_kl, lsimple_weights
+
+    s = NoiseSchedule.make("linear", T=50)
+    betas = linear_betas(50)  # float64: ᾱ_t = α_t ᾱ_{t−1} holds to rounding
+    bar = torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, 0)])
+    if sigma == "beta":
+        s2 = betas.clone()
+    else:
+        s2 = (1 - bar[:-1]) / (1 - bar[1:]) * betas
+        s2[0] = betas[0]  # β̃_1 = 0: use β_1 at t = 1
+    lam = lsimple_weights(s, s2)
+    g = torch.Generator().manual_seed(2)
+    for t in (2, 10, 50):
+        x0, eps, eps_hat = (torch.randn(8, 3, generator=g).double() for _ in range(3))
+        a_bar, a_bar_prev = bar[t], bar[t - 1]
+        b, a = betas[t - 1], 1 - betas[t - 1]
+        x_t = a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * eps
+        mean_q = (a_bar_prev.sqrt() * b * x0 + a.sqrt() * (1 - a_bar_prev) * x_t) / (1 - a_bar)
+        var_q = (1 - a_bar_prev) / (1 - a_bar) * b
+        mean_p = (x_t - b / (1 - a_bar).sqrt() * eps_hat) / a.sqrt()
+        kl = gaussian_kl(mean_q, var_q, mean_p, s2[t - 1]).sum(1)
+        const = 0.5 * 3 * (torch.log(s2[t - 1] / var_q) + var_q / s2[t - 1] - 1)
+        expected = lam[t - 1] * ((eps - eps_hat) ** 2).sum(1) + const
+        assert torch.allclose(kl, expected, rtol=1e-6)  # λ_t from float32 β_t
+    with pytest.raises(ValueError, match="sigma2"):
+        lsimple_weights(s, torch.ones(3))
+
+
+def _trajectory_bound(model, x, levels, n_rep, gen):
+    """−log p_θ(x_{0:T}) + log q(x_{1:T} | x_0) on trajectories of the forward chain (no KLs)."""
+    from pgm_lab.models.diffusion import discretized_gaussian_log_likelihood
+
+    s = model.schedule
+    x0 = model.to_model_space(x).repeat(n_rep, *([1] * (x.dim() - 1)))
+    n = x0.shape[0]
+    xs = [x0]
+    log_q = torch.zeros(n, dtype=torch.float64)
+    for t in range(1, s.T + 1):
+        nxt = s.q_step(xs[-1], t, torch.randn(x0.shape, generator=gen))
+        b = s.beta(t).double()
+        log_q += (
+            torch.distributions.Normal((1 - b).sqrt() * xs[-1].double(), b.sqrt())
+            .log_prob(nxt.double())
+            .reshape(n, -1)
+            .sum(1)
+        )
+        xs.append(nxt)
+    log_p = torch.distributions.Normal(0.0, 1.0).log_prob(xs[-1].double()).reshape(n, -1).sum(1)
+    with torch.no_grad():
+        for t in range(s.T, 1, -1):
+            mean = model.predict_mean(xs[t], t).double()
+            std = model.sigma(t).double()
+            log_p += torch.distributions.Normal(mean, std).log_prob(xs[t - 1].double()).reshape(n, -1).sum(1)
+        mean = model.predict_mean(xs[1], 1).double()
+        std = model.sigma(1).double()
+        if levels is None:
+            dec = torch.distributions.Normal(mean, std).log_prob(x0.double())
+        else:
+            dec = discretized_gaussian_log_likelihood(x0.double(), mean, std, levels)
+        log_p += dec.reshape(n, -1).sum(1)
+    return log_q - log_p
+
+
+@pytest.mark.parametrize("kind", ["vector", "image"])
+def test_variational_bound_equals_the_trajectory_bound_in_expectation(kind):
+    """The KL form of L_vlb and the plain trajectory form estimate the same number."""
+    from pgm_lab.models.diffusion import variational_bound
+
+    torch.manual_seed(0)
+    if kind == "vector":
+        model = DDPM((2,), T=8, schedule="linear", hidden=16, layers=1, ema=None)
+        x = torch.randn(4, 2) * 0.5 + 0.3
+        levels, n_rep = None, 3000
+    else:
+        model = DDPM((1, 2, 2), T=8, base=4, mults=(1, 2), ema=None)
+        x = torch.randint(0, 5, (3, 1, 2, 2)).float() / 4
+        levels, n_rep = 5, 3000
+    model.schedule = NoiseSchedule(linear_betas(8, beta_1=0.05, beta_T=0.4))
+    for p in model.net.parameters():  # a non-trivial network, not the zero-initialised one
+        torch.nn.init.normal_(p, std=0.1)
+    xr = x.repeat(n_rep, *([1] * (x.dim() - 1)))
+    vb = variational_bound(model, xr, levels=levels, generator=1)
+    traj = _trajectory_bound(model, x, levels, n_rep, torch.Generator().manual_seed(2))
+    se = math.sqrt(float(vb["total"].var()) / len(xr) + float(traj.var()) / len(traj))
+    assert abs(float(vb["total"].mean()) - float(traj.mean())) < 5 * se
+    assert se < 0.05 * abs(float(traj.mean()))  # the test has power
+    d = x[0].numel()
+    assert torch.allclose(vb["bits_per_dim"], vb["total"] / (d * math.log(2)))
+    assert torch.allclose(vb["total"], vb["prior"] + vb["terms"].sum(1) + vb["decoder"])
+    # a stride gives an unbiased estimate of the same sum
+    vs = variational_bound(model, xr, levels=levels, stride=3, generator=3)
+    assert int(torch.isnan(vs["terms"][0]).sum()) == model.T - 1 - 3  # blocks {2,3,4} {5,6,7} {8}
+    se2 = math.sqrt(float(vb["total"].var()) / len(xr) + float(vs["total"].var()) / len(xr))
+    assert abs(float(vb["total"].mean()) - float(vs["total"].mean())) < 5 * se2
+
+
+def test_variational_bound_rejects_bad_input():
+    from pgm_lab.models.diffusion import variational_bound
+
+    img = DDPM((1, 2, 2), T=4, base=4)
+    with pytest.raises(ValueError, match="levels"):
+        variational_bound(img, torch.zeros(2, 1, 2, 2))
+    with pytest.raises(ValueError, match="grid"):
+        variational_bound(img, torch.full((2, 1, 2, 2), 0.3), levels=17)
+    with pytest.raises(ValueError, match="shaped"):
+        variational_bound(img, torch.zeros(2, 2), levels=17)
+    with pytest.raises(ValueError, match="stride"):
+        variational_bound(img, torch.zeros(2, 1, 2, 2), levels=17, stride=0)
+    vec = DDPM((2,), T=4, hidden=8, layers=1)
+    with pytest.raises(ValueError, match="levels"):
+        variational_bound(vec, torch.zeros(3, 2), levels=17)
+    cond = DDPM((2,), n_classes=3, T=4, hidden=8, layers=1)
+    with pytest.raises(ValueError, match="unconditional"):
+        variational_bound(cond, torch.zeros(3, 2))
+
+
+def test_gmm_optimal_eps_single_gaussian_and_quadrature():
+    from pgm_lab.models.diffusion import gmm_optimal_eps
+
+    s = NoiseSchedule.make("cosine", T=100)
+    g = torch.Generator().manual_seed(4)
+    # one Gaussian N(c, std² I): E[ε | x_t] = √(1−ᾱ) (x_t − √ᾱ c) / (ᾱ std² + 1 − ᾱ)
+    c, std = torch.tensor([[0.7, -1.2]]), 0.4
+    x_t, t = torch.randn(6, 2, generator=g), torch.randint(1, 101, (6,), generator=g)
+    a = s.alpha_bars.double()[t - 1][:, None]
+    ref = (1 - a).sqrt() * (x_t.double() - a.sqrt() * c.double()) / (a * std**2 + 1 - a)
+    assert torch.allclose(gmm_optimal_eps(x_t, t, s, c, std), ref, atol=1e-12)
+    # a 1-D mixture: E[ε | x_t] by quadrature over x_0
+    means, w, std = torch.tensor([[-1.5], [0.2], [2.0]]), torch.tensor([0.2, 0.5, 0.3]), 0.3
+    grid = torch.linspace(-5, 5, 200001, dtype=torch.float64)
+    prior = sum(
+        float(wk) * torch.exp(-0.5 * ((grid - float(mk)) / std) ** 2) for wk, mk in zip(w, means[:, 0])
+    )
+    for t in (3, 40, 90):
+        ab = float(s.alpha_bar(t))
+        for xv in (-1.0, 0.4, 2.5):
+            like = torch.exp(-0.5 * (xv - math.sqrt(ab) * grid) ** 2 / (1 - ab))
+            post = prior * like
+            e_x0 = float((grid * post).sum() / post.sum())
+            expected = (xv - math.sqrt(ab) * e_x0) / math.sqrt(1 - ab)
+            got = float(gmm_optimal_eps(torch.tensor([[xv]]), t, s, means, std, w))
+            assert math.isclose(got, expected, abs_tol=1e-6)
+    with pytest.raises(ValueError, match="means"):
+        gmm_optimal_eps(torch.zeros(2, 2), 5, s, torch.zeros(2), 0.1)
+    with pytest.raises(ValueError, match="x_t"):
+        gmm_optimal_eps(torch.zeros(2, 3), 5, s, torch.zeros(4, 2), 0.1)
+    with pytest.raises(ValueError, match="std"):
+        gmm_optimal_eps(torch.zeros(2, 2), 5, s, torch.zeros(4, 2), 0.0)
+    with pytest.raises(ValueError, match="weights"):
+        gmm_optimal_eps(torch.zeros(2, 2), 5, s, torch.zeros(2, 2), 0.1, [0.7, 0.7])
+    with pytest.raises(ValueError, match="t must"):
+        gmm_optimal_eps(torch.zeros(2, 2), 0, s, torch.zeros(2, 2), 0.1)
+
+
+def test_gmm_optimal_eps_beats_any_other_predictor_in_mean_square():
+    """E[ε | x_t] minimises E‖ε − f(x_t)‖²: perturbing it raises the Monte Carlo loss."""
+    from pgm_lab.models.diffusion import gmm_optimal_eps
+
+    s = NoiseSchedule.make("cosine", T=100)
+    g = torch.Generator().manual_seed(5)
+    means = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0]])
+    k = torch.randint(0, 3, (40000,), generator=g)
+    x0 = means[k] + 0.1 * torch.randn(40000, 2, generator=g)
+    eps = torch.randn(40000, 2, generator=g)
+    t = torch.full((40000,), 50)
+    x_t = s.q_sample(x0, t, eps)
+    best = gmm_optimal_eps(x_t, t, s, means, 0.1)
+    loss = ((eps.double() - best) ** 2).mean()
+    for f in (0.9 * best, 1.1 * best, best + 0.1, torch.zeros_like(best)):
+        assert float(((eps.double() - f) ** 2).mean()) > float(loss)

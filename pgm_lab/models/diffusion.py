@@ -512,12 +512,199 @@ class ConditionalDDPM(DDPM):
         return super().sample(n, labels, **kwargs)
 
 
+# -- the variational bound and the optimal noise predictor (see chapter 08) ------------------
+
+
+def gaussian_kl(mean1, var1, mean2, var2) -> torch.Tensor:
+    """KL(N(mean1, var1) ‖ N(mean2, var2)) elementwise, for scalar Gaussians (diagonal covariances).
+
+    = ½ [log(var2/var1) + (var1 + (mean1 − mean2)²)/var2 − 1]; sum over dimensions for a vector.
+    """
+    m1, v1, m2, v2 = (torch.as_tensor(a) for a in (mean1, var1, mean2, var2))
+    if bool((v1 <= 0).any()) or bool((v2 <= 0).any()):
+        raise ValueError("variances must be positive")
+    return 0.5 * (torch.log(v2 / v1) + (v1 + (m1 - m2) ** 2) / v2 - 1)
+
+
+def discretized_gaussian_log_likelihood(
+    x: torch.Tensor, mean: torch.Tensor, std, levels: int
+) -> torch.Tensor:
+    """log P(x) elementwise for x on the grid of ``levels`` values −1, …, 1 (step 2/(levels−1)).
+
+    P(x) is the mass that N(mean, std²) puts on x's bin [x − δ, x + δ], δ = 1/(levels − 1), with
+    the two outer bins open to −∞ and +∞ (the decoder p_θ(x_0 | x_1) of Ho et al. 2020, §3.3).
+    """
+    if int(levels) != levels or levels < 2:
+        raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
+    x, mean = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(mean, dtype=torch.float64)
+    k = (x + 1) / 2 * (levels - 1)  # grid index 0 … levels−1
+    if bool(((k - k.round()).abs() > 1e-4).any()) or bool((k < -1e-4).any() or (k > levels - 1 + 1e-4).any()):
+        raise ValueError(f"x must lie on the grid of {levels} values from −1 to 1")
+    std = torch.as_tensor(std, dtype=torch.float64)
+    if bool((std <= 0).any()):
+        raise ValueError("std must be positive")
+    delta = 1.0 / (levels - 1)
+    normal = torch.distributions.Normal(mean, std)
+    k = k.round()
+    upper = torch.where(k >= levels - 1, torch.ones_like(x), normal.cdf(x + delta))
+    lower = torch.where(k <= 0, torch.zeros_like(x), normal.cdf(x - delta))
+    # the log of a difference of cdfs loses everything in far tails: use the log density there
+    mass = upper - lower
+    log_pdf = normal.log_prob(x) + math.log(2 * delta)
+    return torch.where(mass > 1e-12, torch.log(mass.clamp(min=1e-300)), log_pdf)
+
+
+def lsimple_weights(schedule: NoiseSchedule, sigma2=None) -> torch.Tensor:
+    """λ_t = β_t² / (2 σ_t² α_t (1 − ᾱ_t)) for t = 1…T: the weights that L_simple drops.
+
+    With μ_θ written through ε_θ, the VLB term L_{t−1} = KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t))
+    equals λ_t ‖ε − ε_θ(x_t, t)‖² plus a constant (Ho et al. 2020, eq. 12); L_simple sets λ_t = 1.
+    ``sigma2`` (shape (T,)) defaults to σ_t² = β_t.
+    """
+    b = schedule.betas.double()  # float64, ᾱ_t recomputed: 1 − ᾱ_t is tiny at small t
+    a = 1 - b
+    a_bar = torch.cumprod(a, 0)
+    s2 = b if sigma2 is None else torch.as_tensor(sigma2, dtype=torch.float64)
+    if s2.shape != b.shape:
+        raise ValueError(
+            f"sigma2 must hold one variance per step, shape ({schedule.T},), got {tuple(s2.shape)}"
+        )
+    return b**2 / (2 * s2 * a * (1 - a_bar))
+
+
+@torch.no_grad()
+def variational_bound(
+    model: DDPM, x: torch.Tensor, *, levels: int | None = None, stride: int = 1, generator=None
+) -> dict:
+    """The variational bound L_vlb = L_T + Σ_{t=2}^T L_{t−1} + L_0 of a trained DDPM, per sample, in nats.
+
+    - L_T = KL(q(x_T | x_0) ‖ N(0, I)) in closed form (no parameters);
+    - L_{t−1} = KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t)) with x_t ~ q(x_t | x_0) drawn once per
+      sample and step; q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I) and p_θ = N(μ_θ(x_t, t), σ_t² I);
+    - L_0 = −log p_θ(x_0 | x_1): for images a discretised Gaussian on ``levels`` grey levels (the
+      data must lie on that grid), for vectors (``levels=None``) the Gaussian density.
+
+    Returns a dict of tensors: ``prior`` (N,), ``terms`` (N, T−1) for t = 2…T, ``decoder`` (N,),
+    ``total`` (N,) and ``bits_per_dim`` = total / (D ln 2). An upper bound on −log p_θ(x_0) (for
+    images: on −log P_θ of the discrete image). The schedule is taken in float64 (ᾱ_t recomputed
+    from β_t) so that μ̃_t stays exact where 1 − ᾱ_t is tiny; σ_t² is the model's (Algorithm 2),
+    except that a zero σ_1 (``sigma="posterior"``) is replaced by β_1 in L_0. See chapter 08.
+
+    The sum over t costs T − 1 network passes. ``stride`` k > 1 (for quick checks) visits, for
+    each sample, one step drawn uniformly from each block of k consecutive steps and counts its
+    term as many times as the block is long: an unbiased estimate of the sum, independent across
+    samples; unvisited entries of ``terms`` are NaN.
+    """
+    if model.n_classes is not None:
+        raise ValueError("variational_bound handles unconditional models only")
+    model._check_x(x, "x")
+    if model.is_image and levels is None:
+        raise ValueError("images need levels (the number of grey levels, e.g. 17 for the 8x8 digits)")
+    if not model.is_image and levels is not None:
+        raise ValueError("levels is for images; vector data uses the Gaussian density (levels=None)")
+    if int(stride) != stride or stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+    stride = int(stride)
+    gen = _as_generator(generator)
+    s, T = model.schedule, model.schedule.T
+    dev = model.device_of()
+    x0 = model.to_model_space(x.to(dev).float()).double()
+    n, d = x0.shape[0], x0[0].numel()
+    shape = (n, *([1] * (x0.dim() - 1)))  # broadcast per-sample numbers over the pixels
+    # float64 tables, index t = 0…T (ᾱ_0 = 1)
+    b = torch.cat([torch.zeros(1, dtype=torch.float64), s.betas.double().cpu()]).to(dev)
+    a = 1 - b
+    a_bar = torch.cumprod(a, 0)
+    sig2 = torch.stack([model.sigma(t).double().reshape(()) for t in range(1, T + 1)]).to(dev) ** 2
+    sig2 = torch.cat([sig2.new_ones(1), sig2])
+    if float(sig2[1]) <= 0:  # σ_1 = √β̃_1 = 0 (sigma="posterior"): the decoder uses σ_1² = β_1
+        sig2[1] = b[1]
+    prior = gaussian_kl(torch.sqrt(a_bar[T]) * x0, 1 - a_bar[T], 0.0, 1.0).reshape(n, -1).sum(1)
+    terms = torch.full((n, T - 1), math.nan, dtype=torch.float64, device=dev)
+    weighted = torch.zeros(n, dtype=torch.float64, device=dev)  # Σ_t L_{t−1}, or its estimate
+    rows = torch.arange(n, device=dev)
+    for lo in range(2, T + 1, stride):
+        size = min(stride, T + 1 - lo)
+        if size == 1:
+            t = torch.full((n,), lo, dtype=torch.long)
+        else:
+            t = lo + (torch.randint(size, (n,)) if gen is None else torch.randint(size, (n,), generator=gen))
+        t = t.to(dev)
+        ab, bt, at = (v[t].reshape(shape) for v in (a_bar, b, a))
+        ab_prev = a_bar[t - 1].reshape(shape)
+        x_t = torch.sqrt(ab) * x0 + torch.sqrt(1 - ab) * _randn(x0.shape, gen, dev, torch.float64)
+        mean_q = (torch.sqrt(ab_prev) * bt * x0 + torch.sqrt(at) * (1 - ab_prev) * x_t) / (1 - ab)
+        var_q = (1 - ab_prev) / (1 - ab) * bt
+        eps_hat = model.predict_noise(x_t.float(), t).double()
+        mean_p = (x_t - bt / torch.sqrt(1 - ab) * eps_hat) / torch.sqrt(at)
+        term = gaussian_kl(mean_q, var_q, mean_p, sig2[t].reshape(shape)).reshape(n, -1).sum(1)
+        terms[rows, t - 2] = term
+        weighted += size * term
+    x_1 = torch.sqrt(a_bar[1]) * x0 + torch.sqrt(1 - a_bar[1]) * _randn(x0.shape, gen, dev, torch.float64)
+    eps_1 = model.predict_noise(x_1.float(), 1).double()
+    mean_1 = (x_1 - b[1] / torch.sqrt(1 - a_bar[1]) * eps_1) / torch.sqrt(a[1])
+    std_1 = torch.sqrt(sig2[1])
+    if levels is None:
+        log_p0 = torch.distributions.Normal(mean_1, std_1).log_prob(x0)
+    else:
+        log_p0 = discretized_gaussian_log_likelihood(x0, mean_1, std_1, levels)
+    decoder = -log_p0.reshape(n, -1).sum(1)
+    total = prior + weighted + decoder
+    return {
+        "prior": prior.cpu(),
+        "terms": terms.cpu(),
+        "decoder": decoder.cpu(),
+        "total": total.cpu(),
+        "bits_per_dim": (total / (d * math.log(2))).cpu(),
+    }
+
+
+def gmm_optimal_eps(x_t: torch.Tensor, t, schedule: NoiseSchedule, means, std: float, weights=None):
+    """E[ε | x_t] when the data are a mixture of isotropic Gaussians, x_0 ~ Σ_k w_k N(c_k, std² I).
+
+    x_t | k ~ N(√ᾱ_t c_k, (ᾱ_t std² + 1 − ᾱ_t) I), so the responsibilities are a softmax,
+    E[x_0 | x_t, k] = c_k + √ᾱ_t std² / (ᾱ_t std² + 1 − ᾱ_t) (x_t − √ᾱ_t c_k), and
+    E[ε | x_t] = (x_t − √ᾱ_t E[x_0 | x_t]) / √(1 − ᾱ_t). The best possible ε_θ: its squared error
+    ‖ε − E[ε | x_t]‖² is the part of L_simple no network can remove (see chapter 08).
+    """
+    x = torch.as_tensor(x_t, dtype=torch.float64)
+    c = torch.as_tensor(means, dtype=torch.float64)
+    if c.dim() != 2 or c.shape[0] == 0:
+        raise ValueError(f"means must be shaped (K, D) with K >= 1, got {tuple(c.shape)}")
+    if x.dim() != 2 or x.shape[1] != c.shape[1]:
+        raise ValueError(f"x_t must be shaped (N, {c.shape[1]}), got {tuple(x.shape)}")
+    if not std > 0:
+        raise ValueError(f"std must be positive, got {std!r}")
+    k = c.shape[0]
+    w = (
+        torch.full((k,), 1.0 / k, dtype=torch.float64)
+        if weights is None
+        else torch.as_tensor(weights).double()
+    )
+    if w.shape != (k,) or bool((w < 0).any()) or abs(float(w.sum()) - 1) > 1e-6:
+        raise ValueError(f"weights must be {k} non-negative numbers summing to 1")
+    a = schedule._at(schedule._alpha_bars, t, x).double()  # (N, 1)
+    var = a * std**2 + 1 - a
+    diff = x[:, None, :] - torch.sqrt(a)[:, None] * c[None]  # (N, K, D)
+    logits = torch.log(w)[None] - (diff**2).sum(-1) / (2 * var)
+    resp = torch.softmax(logits, dim=1)  # (N, K)
+    gain = (torch.sqrt(a) * std**2 / var)[:, None]  # (N, 1, 1)
+    x0_k = c[None] + gain * diff  # E[x_0 | x_t, k]
+    x0_mean = (resp[..., None] * x0_k).sum(1)
+    return (x - torch.sqrt(a) * x0_mean) / torch.sqrt(1 - a)
+
+
 __all__ = [
     "DDPM",
     "ConditionalDDPM",
     "NoiseSchedule",
     "check_betas",
     "cosine_betas",
+    "discretized_gaussian_log_likelihood",
+    "gaussian_kl",
+    "gmm_optimal_eps",
     "linear_betas",
+    "lsimple_weights",
     "make_betas",
+    "variational_bound",
 ]
