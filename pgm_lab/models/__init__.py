@@ -15,6 +15,8 @@ _WHERE = {
     "PixelCNN": "pixelcnn",
     "ConditionalPixelCNN": "pixelcnn",
     "MaskedConv2d": "pixelcnn",
+    "PixelRNN": "pixelrnn",
+    "RowLSTM": "pixelrnn",
     "AutoEncoder": "vae",
     "VAE": "vae",
     "ConditionalVAE": "vae",
