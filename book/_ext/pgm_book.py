@@ -139,4 +139,5 @@ def setup(app):
     app.connect("env-get-outdated", _always_read)
     app.add_role("chapter", ChapterRole())
     app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.setup_extension("exec_guard")  # a failed chapter execution fails the build
     return {"parallel_read_safe": True, "parallel_write_safe": True}
