@@ -52,9 +52,10 @@ book: install
 test: install browser sandbox
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PGM_LAB_THREADS=1 $(BIN)/pytest -p no:cacheprovider -n 2 -m "not slow and not browser" tests
 	PGM_LAB_THREADS=1 PGM_LAB_PROFILE=smoke $(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env -n 2 --dist loadfile chapters
-	$(BIN)/pytest -p no:cacheprovider -m "slow or browser" tests
+	@# one run: the smoke book is built on one worker (xdist group "book", tests/conftest.py)
+	@# while the other runs the unit, grading and answer-key tests
+	PGM_LAB_THREADS=1 $(BIN)/pytest -p no:cacheprovider -n 2 --dist loadgroup tests
 
 # Before handing out copies: every chapter's student copy leaks nothing, the reference earns
 # full marks and the unsolved copy none (each chapter graded in the sandbox; minutes).

@@ -147,6 +147,14 @@ def _run_with_watchdog(cmd: list[str], env: dict, timeout: float) -> tuple[int, 
         return HUNG, out + f"\n[killed after {timeout:.0f} s without finishing: retrying once]"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``--dist loadgroup``) every test of the built book runs on one
+    worker, so the book is built once while the other worker runs the rest."""
+    for item in items:
+        if "built_book" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("book"))
+
+
 @pytest.fixture(scope="session")
 def built_book() -> BuiltBook:
     """The smoke-profile HTML book (built once per session, or reused on request)."""
