@@ -294,9 +294,10 @@ def test_training_learns_a_2d_gaussian():
     m = DDPM((2,), T=50, hidden=64, layers=2)
     h = pl.train.fit(m, data, steps=600, batch_size=128, lr=3e-3, cache=False, progress=False)
     assert h["loss"][-1] < h["loss"][0]
-    x = m.sample(500, generator=0)
-    assert torch.allclose(x.mean(0), torch.tensor([2.0, -1.0]), atol=0.15)
-    assert float(x.std(0).max()) < 0.4
+    x = m.sample(1000, generator=0)
+    assert torch.allclose(x.mean(0), torch.tensor([2.0, -1.0]), atol=0.06)
+    std = x.std(0)  # the data's is 0.1; the std error of this estimate is about 0.003
+    assert float(std.min()) > 0.08 and float(std.max()) < 0.14, std
 
 
 class _Exploding(DDPM):
