@@ -48,6 +48,13 @@ def draw(model, n, rng, cards):
     return pd.DataFrame(fz.ancestral_sample(model, n, rng=rng))[list(cards)]
 
 
+def random_case(seed, n_low, n_high):
+    """A random network (model, edges, cards), a sample of n_low..n_high-1 rows, and the rng."""
+    rng = np.random.default_rng(seed)
+    model, edges, cards = random_network(rng)
+    return model, edges, cards, draw(model, int(rng.integers(n_low, n_high)), rng, cards), rng
+
+
 def pgmpy_dag(edges, cards):
     model = DiscreteBayesianNetwork()
     model.add_nodes_from(cards)
@@ -78,9 +85,7 @@ def assert_tables_close(a, b, atol=1e-12):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_mle_matches_pgmpy_estimators(seed):
-    rng = np.random.default_rng(seed)
-    model, edges, cards = random_network(rng)
-    data = draw(model, int(rng.integers(5, 300)), rng, cards)  # small: unseen parent configurations
+    _model, edges, cards, data, _rng = random_case(seed, 5, 300)  # small: unseen parent configurations
     mine = lr.mle_cpds(edges, cards, data)
     ref = DiscreteMLE(state_names=states_of(cards)).fit(pgmpy_dag(edges, cards), data).parameters_
     assert_tables_close(mine, pgmpy_tables(ref, edges, cards))
@@ -94,9 +99,7 @@ def test_mle_matches_pgmpy_estimators(seed):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_bayesian_matches_pgmpy_estimators(seed):
-    rng = np.random.default_rng(100 + seed)
-    model, edges, cards = random_network(rng)
-    data = draw(model, int(rng.integers(1, 200)), rng, cards)
+    _model, edges, cards, data, rng = random_case(100 + seed, 1, 200)
     alpha = float(rng.uniform(0.1, 3.0))
     mine = lr.bayesian_cpds(edges, cards, data, pseudo_count=alpha)
     est = DiscreteBayesianEstimator(state_names=states_of(cards), prior_type="dirichlet", pseudo_counts=alpha)
@@ -145,9 +148,7 @@ def test_bic_and_log_likelihood_match_pgmpy_scores(seed):
 
 @pytest.mark.parametrize("seed", range(10))
 def test_log_likelihood_equals_brute_force_joint(seed):
-    rng = np.random.default_rng(300 + seed)
-    model, edges, cards = random_network(rng)
-    data = draw(model, int(rng.integers(1, 100)), rng, cards)
+    model, edges, cards, data, _rng = random_case(300 + seed, 1, 100)
     tables = lr.cpd_tables(model, cards)
     names = list(cards)
     ref = VariableElimination(model).query(names, joint=True, show_progress=False)
@@ -170,9 +171,7 @@ def test_log_likelihood_is_minus_infinity_for_an_impossible_sample():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_family_counts_by_a_loop(seed):
-    rng = np.random.default_rng(400 + seed)
-    model, edges, cards = random_network(rng)
-    data = draw(model, int(rng.integers(1, 80)), rng, cards)
+    _model, edges, cards, data, _rng = random_case(400 + seed, 1, 80)
     pa = lr.parents(edges, cards)
     counts = lr.family_counts(edges, cards, data)
     for v in cards:
