@@ -14,20 +14,22 @@ its variables i
 
 where ψ_j collects the single-variable factors of j (the slide's ψ_j(y_j, x_j) with y_j
 observed) and the evidence. For a pairwise factor ψ_ij the message m_{ψ_ij→i} *is* the
-slide's m_ji, which is how the result labels it. Messages are kept in log space and
-renormalised after every update, so a 10,000-node chain neither underflows nor
-overflows. ``kind="max"`` replaces the sum by a max (max-product) and decodes a MAP
-assignment; on trees both are exact (Pearl 1988), on graphs with cycles the same updates
-give loopy BP (Yedidia, Freeman and Weiss 2003), optionally damped.
+slide's m_ji, which is how the result labels it. Every message is renormalised to sum one,
+so a 10,000-node chain neither underflows nor overflows. ``kind="max"`` replaces the sum
+by a max (max-product) and decodes a MAP assignment; on trees both are exact (Pearl 1988),
+on graphs with cycles the same updates give loopy BP (Yedidia, Freeman and Weiss 2003).
 
-Schedules (消息传递顺序):
+The pieces: :mod:`pgm_lab.pgmpy_adapter` reads the model, :mod:`pgm_lab.factor_graph`
+lays it out as index arrays, :mod:`pgm_lab.bp_schedules` holds the message rule and one
+driver per schedule (消息传递顺序):
 
-- ``"parallel"``: in every round each message is computed from the previous round's
-  messages (the slide's 同时并行传递); on a tree this needs as many rounds as the
-  longest path and sends every message in every round;
-- ``"serial"``: collect towards a root, then distribute away from it, one message at a
-  time (the slide's 深度优先传递); on a tree one sweep sends each message exactly once.
-  On graphs with cycles the same depth-first order is repeated until convergence.
+- ``"serial"`` (the slide's 深度优先传递): collect towards a root, then distribute away
+  from it; on a tree (forest) one sweep sends each message exactly once, 2(n−1) messages
+  on an n-node pairwise tree. On graphs with cycles the sweep repeats until convergence.
+- ``"parallel"`` (the slide's 同时并行传递): in every round each message is computed from
+  the previous round's messages; on a tree this takes as many rounds as the longest path.
+- ``None`` (default): the cheapest exact choice, ``"serial"`` on a forest, and on a graph
+  with cycles ``"parallel"`` damped by :data:`LOOPY_DAMPING` (m ← ½ m_new + ½ m_old).
 """
 
 from __future__ import annotations
@@ -37,7 +39,12 @@ from typing import Any
 
 import numpy as np
 
+from . import bp_schedules as sched
+from .factor_graph import FactorGraph, build
+from .pgmpy_adapter import MAX_TABLE_ENTRIES, FactorArrays, factor_arrays
+
 __all__ = [
+    "LOOPY_DAMPING",
     "BPResult",
     "Message",
     "animate_trace",
@@ -49,147 +56,9 @@ __all__ = [
 ]
 
 _KINDS = ("sum", "max")
-_SCHEDULES = ("parallel", "serial")
-
-
-# --------------------------------------------------------------------------------------
-# Model -> plain arrays
-# --------------------------------------------------------------------------------------
-@dataclass
-class _Model:
-    """A discrete model as arrays: variables, cardinalities, state names and log-factors."""
-
-    variables: list
-    card: list[int]
-    states: dict  # variable -> list of state names
-    factors: list[tuple[tuple[int, ...], np.ndarray]]  # (variable indices, log-table), every factor
-
-    @property
-    def index(self) -> dict:
-        return {v: i for i, v in enumerate(self.variables)}
-
-
-def _log(values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=float)
-    if not (values.min() >= 0 and np.isfinite(values.sum())):
-        raise ValueError("factor values must be finite and non-negative")
-    with np.errstate(divide="ignore"):
-        return np.log(values)
-
-
-def _parse_model(model) -> _Model:
-    """Turn a pgmpy DiscreteMarkovNetwork, FactorGraph or DiscreteBayesianNetwork into ``_Model``."""
-    try:
-        from pgmpy.factors.discrete import DiscreteFactor
-    except ImportError as exc:  # pragma: no cover - pgmpy is a dependency
-        raise ValueError("pgmpy is needed to read models") from exc
-
-    name = type(model).__name__
-    if hasattr(model, "get_cpds") and not hasattr(model, "get_factors"):
-        cpds = model.get_cpds()
-        if not cpds:
-            raise ValueError(f"the {name} has no CPDs: add them with add_cpds before running BP")
-        factors = [cpd.to_factor() for cpd in cpds]
-        order = list(model.nodes())
-    elif hasattr(model, "get_factors"):
-        factors = list(model.get_factors())
-        if not factors:
-            raise ValueError(f"the {name} has no factors: add them with add_factors before running BP")
-        order = [n for n in model.nodes() if not isinstance(n, DiscreteFactor)]
-    else:
-        raise ValueError(
-            f"expected a pgmpy DiscreteMarkovNetwork, FactorGraph or DiscreteBayesianNetwork, got {name}"
-        )
-
-    card: dict = {}
-    states: dict = {}
-    for f in factors:
-        for v, k in zip(f.variables, f.cardinality):
-            names = list(f.state_names.get(v, range(int(k)))) if f.state_names else list(range(int(k)))
-            if v in card and card[v] != int(k):
-                raise ValueError(
-                    f"variable {v!r} has cardinality {card[v]} in one factor and {int(k)} in another"
-                )
-            card.setdefault(v, int(k))
-            states.setdefault(v, names)
-    for v in order:
-        if v not in card:
-            raise ValueError(f"variable {v!r} appears in no factor, so its states are unknown")
-    in_order = set(order)
-    variables = order + [v for v in card if v not in in_order]
-    idx = {v: i for i, v in enumerate(variables)}
-    out = []
-    for f in factors:
-        scope = tuple(idx[v] for v in f.variables)
-        out.append((scope, _log(np.asarray(f.values, dtype=float).reshape([card[v] for v in f.variables]))))
-    return _Model(variables, [card[v] for v in variables], states, out)
-
-
-def factor_list(model) -> list[tuple[tuple, np.ndarray]]:
-    """The model's factors as ``(variables, table)`` pairs (tables as numpy arrays); see chapter 04."""
-    m = _parse_model(model)
-    return [(tuple(m.variables[i] for i in scope), np.exp(lt)) for scope, lt in m.factors]
-
-
-def _evidence_indices(m: _Model, evidence) -> dict[int, int]:
-    """Map ``{variable: state name or index}`` to ``{variable index: state index}``."""
-    if evidence is None:
-        return {}
-    if not isinstance(evidence, dict):
-        raise ValueError(f"evidence must be a dict {{variable: state}}, got {type(evidence).__name__}")
-    idx = m.index
-    out = {}
-    for var, state in evidence.items():
-        if var not in idx:
-            raise ValueError(
-                f"evidence names unknown variable {var!r}; the model's variables are {m.variables}"
-            )
-        names = m.states[var]
-        if state in names:
-            k = names.index(state)
-        elif isinstance(state, (int, np.integer)) and not isinstance(state, bool) and 0 <= state < len(names):
-            k = int(state)
-        else:
-            raise ValueError(
-                f"evidence gives unknown state {state!r} for variable {var!r}; its states are {names}"
-            )
-        out[idx[var]] = k
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# log-space helpers
-# --------------------------------------------------------------------------------------
-def _reduce(a: np.ndarray, axes: tuple[int, ...], kind: str) -> np.ndarray:
-    """log Σ exp (kind="sum") or max (kind="max") over ``axes``; safe with -inf entries."""
-    if not axes:
-        return a
-    mx = a.max(axis=axes)
-    if kind == "max":
-        return mx
-    safe = np.where(np.isfinite(mx), mx, 0.0)
-    shape = list(a.shape)
-    for ax in axes:
-        shape[ax] = 1
-    with np.errstate(divide="ignore"):
-        return np.log(np.exp(a - safe.reshape(shape)).sum(axis=axes)) + safe
-
-
-def _normalise(logm: np.ndarray) -> np.ndarray:
-    """Shift a log-vector so that its exponent sums to one."""
-    mx = logm.max()
-    if not np.isfinite(mx):
-        raise ValueError(
-            "a message is zero for every state: the evidence has probability zero under the model"
-        )
-    return logm - (mx + np.log(np.exp(logm - mx).sum()))
-
-
-def _damp(new: np.ndarray, old: np.ndarray, d: float) -> np.ndarray:
-    if d == 0.0:
-        return new
-    with np.errstate(divide="ignore"):
-        return _normalise(np.logaddexp(np.log1p(-d) + new, np.log(d) + old))
+_SCHEDULES = (None, "parallel", "serial")
+#: damping d of the default schedule on a graph with cycles: m ← (1 − d) m_new + d m_old
+LOOPY_DAMPING = 0.5
 
 
 # --------------------------------------------------------------------------------------
@@ -215,6 +84,7 @@ class BPResult:
     ``marginals``: variable -> normalised vector (max-marginals for ``kind="max"``) in the
     model's state order; ``converged`` and ``iterations`` (rounds or sweeps); ``n_messages``
     (factor-to-variable messages computed, i.e. the slide's m_ji for pairwise models);
+    ``schedule``: the schedule that ran (``"serial"`` or ``"parallel"``) and ``damping``;
     ``messages``: final messages keyed ``(source, target)``; ``trace``: list of steps (one
     per round for ``parallel``, one per sending factor for ``serial``), each a list of
     :class:`Message`, when ``trace=True``; ``map_state`` / ``map_index``: MAP assignment
@@ -236,6 +106,7 @@ class BPResult:
     factor_nodes: list = field(default_factory=list)  # labels of factors with more than two variables
     is_tree: bool = True
     max_change: float = 0.0
+    damping: float = 0.0
 
     def __repr__(self) -> str:
         return (
@@ -247,19 +118,15 @@ class BPResult:
 # --------------------------------------------------------------------------------------
 # The algorithm
 # --------------------------------------------------------------------------------------
-def _factor_label(m: _Model, scope) -> str:
-    return "f(" + ",".join(str(m.variables[i]) for i in scope) + ")"
-
-
 def belief_propagation(
     model,
     evidence: dict | None = None,
     *,
     kind: str = "sum",
-    schedule: str = "parallel",
+    schedule: str | None = None,
     max_iters: int = 100,
     tol: float = 1e-10,
-    damping: float = 0.0,
+    damping: float | None = None,
     trace: bool = False,
     root=None,
 ) -> BPResult:
@@ -267,15 +134,36 @@ def belief_propagation(
 
     ``model``: a pgmpy ``DiscreteMarkovNetwork``, ``FactorGraph`` or ``DiscreteBayesianNetwork``
     (its CPDs become factors). ``evidence``: ``{variable: state name or state index}``.
-    ``schedule``: ``"parallel"`` (flooding: every message from the last round's messages) or
-    ``"serial"`` (collect to ``root``, then distribute: depth-first). Exact on trees; on graphs
-    with cycles runs loopy BP for at most ``max_iters`` rounds/sweeps until no message moves
-    by more than ``tol``; ``damping`` d mixes each new message with the old one,
-    m ← (1−d)·m_new + d·m_old. On a tree without damping, stops as soon as every message
-    has heard from its whole subtree.
+    Every message follows m_ji(x_i) = Σ_{x_j} ψ_ij(x_i, x_j) Π_{k ∈ η(j)\\i} m_kj(x_j).
+    ``schedule``: ``None`` picks the cheapest exact one: ``"serial"`` (collect to ``root``,
+    then distribute) on a tree, ``"parallel"`` with damping :data:`LOOPY_DAMPING` = 0.5 on
+    a graph with cycles; ``"parallel"`` or ``"serial"`` force one (undamped unless
+    ``damping`` is given). ``damping`` d: m ← (1−d)·m_new + d·m_old. On cycles BP runs at
+    most ``max_iters`` rounds/sweeps until no message moves by more than ``tol``.
 
     Returns a :class:`BPResult`.
     """
+    _check_options(kind, schedule, max_iters, tol, damping)
+    fa = factor_arrays(model)
+    g = build(fa, _evidence_indices(fa, evidence))
+    r = _root_index(fa, root)
+    tree = g.is_forest()
+    name, d = _resolve(schedule, damping, tree)
+    is_sum = kind == "sum"
+    if name == "serial" and tree and d == 0.0:
+        run = sched.two_pass(g, r, is_sum, trace)
+    elif name == "serial":
+        run = sched.serial(
+            g, sched.MessageState.uniform(g), r, is_sum, max_iters=max_iters, tol=tol, damping=d, trace=trace
+        )
+    else:
+        run = sched.parallel(
+            g, sched.MessageState.uniform(g), is_sum, max_iters=max_iters, tol=tol, damping=d, trace=trace
+        )
+    return _result(g, run, kind, name, d, tree, r)
+
+
+def _check_options(kind, schedule, max_iters, tol, damping) -> None:
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
     if schedule not in _SCHEDULES:
@@ -284,442 +172,181 @@ def belief_propagation(
         raise ValueError(f"max_iters must be a positive integer, got {max_iters!r}")
     if not (tol >= 0):
         raise ValueError(f"tol must be non-negative, got {tol!r}")
-    if not (0.0 <= damping < 1.0):
+    if damping is not None and not (0.0 <= damping < 1.0):
         raise ValueError(f"damping must be in [0, 1), got {damping!r}")
 
-    m = _parse_model(model)
-    ev = _evidence_indices(m, evidence)
-    n = len(m.variables)
 
-    # Single-variable factors and evidence form each variable's local term ψ_j (log).
-    prior = [np.zeros(k) for k in m.card]
-    big: list[tuple[tuple[int, ...], np.ndarray]] = []
-    for scope, lt in m.factors:
-        if len(scope) == 1:
-            prior[scope[0]] = prior[scope[0]] + lt
-        else:
-            big.append((scope, lt))
-    big = _merge_factors(big)
-    for v, k in ev.items():
-        clamp = np.full(m.card[v], -np.inf)
-        clamp[k] = 0.0
-        prior[v] = prior[v] + clamp
-    for v in range(n):
-        if not np.isfinite(prior[v].max()):
-            raise ValueError(
-                f"variable {m.variables[v]!r} has zero potential in every state (check its factors and the evidence)"
-            )
+def _resolve(schedule, damping, tree: bool) -> tuple[str, float]:
+    """The schedule to run and its damping (see :func:`belief_propagation`)."""
+    if schedule is None:
+        schedule = "serial" if tree else "parallel"
+        if damping is None:
+            damping = 0.0 if tree else LOOPY_DAMPING
+    return schedule, float(damping or 0.0)
 
-    # Factor graph adjacency: var_nb[v] = list of (factor, position of v in the factor).
-    var_nb: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    for a, (scope, _) in enumerate(big):
-        for p, v in enumerate(scope):
-            var_nb[v].append((a, p))
-    # Messages, log space, normalised: fv[a][p] factor a -> its p-th variable, vf[a][p] the reverse.
-    # (messages are replaced, never modified in place, so the uniform start can be shared)
-    log_uniform = {k: np.full(k, -np.log(k)) for k in set(m.card)}
-    uniform = {k: np.full(k, 1.0 / k) for k in set(m.card)}
-    fv = [[log_uniform[m.card[v]] for v in scope] for scope, _ in big]
-    # vf is kept as probabilities (linear, sums to one): factor updates multiply it into
-    # exp(log f - max log f), a table in [0, 1], and take the log of the sum afterwards.
-    vf = [[uniform[m.card[v]] for v in scope] for scope, _ in big]
-    lin = []
-    for scope, lt in big:
-        top = lt.max()
-        if not np.isfinite(top):
-            raise ValueError(f"factor {_factor_label(m, scope)} is zero for every joint state")
-        lin.append(np.exp(lt - top))
-    # ready[a][p]: the message has heard from every node behind it (exact on trees).
-    fv_ready = [[False] * len(scope) for scope, _ in big]
-    vf_ready = [[False] * len(scope) for scope, _ in big]
 
-    def sources(a: int, p: int):
-        scope = big[a][0]
-        if len(scope) == 2:
-            return m.variables[scope[1 - p]]
-        return _factor_label(m, scope)
+def _evidence_indices(fa: FactorArrays, evidence) -> dict[int, int]:
+    """Map ``{variable: state name or index}`` to ``{variable index: state index}``."""
+    if evidence is None:
+        return {}
+    if not isinstance(evidence, dict):
+        raise ValueError(f"evidence must be a dict {{variable: state}}, got {type(evidence).__name__}")
+    index = {v: i for i, v in enumerate(fa.variables)}
+    out = {}
+    for var, state in evidence.items():
+        k = fa.state_index(var, state)  # raises on an unknown variable or state
+        out[index[var]] = k
+    return out
 
-    def var_send(v: int, targets, out_vf, out_ready, src_fv, src_ready) -> None:
-        """n_{v→f} = ψ_v Π_{g≠f} m_{g→v} for each target factor (prefix/suffix sums of logs)."""
-        nb = var_nb[v]
-        d = len(nb)
-        if d == 0:
-            return
-        inc = [src_fv[a][p] for a, p in nb]
-        rdy = [src_ready[a][p] for a, p in nb]
-        if d == 1:
-            excl = [prior[v]]
-        elif d == 2:
-            excl = [prior[v] + inc[1], prior[v] + inc[0]]
-        else:
-            prefix = [prior[v]]
-            for i in range(d - 1):
-                prefix.append(prefix[-1] + inc[i])
-            excl = [None] * d
-            acc = None
-            for i in range(d - 1, -1, -1):
-                excl[i] = prefix[i] if acc is None else prefix[i] + acc
-                acc = inc[i] if acc is None else acc + inc[i]
-        n_not = rdy.count(False)
-        for i in targets:
-            a, p = nb[i]
-            s = excl[i]
-            top = s.max()
-            if top == -np.inf:
-                raise ValueError(
-                    "a message is zero for every state: the evidence has probability zero under the model"
-                )
-            e = np.exp(s - top)
-            out_vf[a][p] = e / e.sum()
-            out_ready[a][p] = n_not == 0 or (n_not == 1 and not rdy[i])
 
-    def factor_send(a: int, targets, out_fv, out_ready, src_vf, src_ready):
-        """m_{f→i} = Σ_{x_f \\ x_i} f Π_{j≠i} n_{j→f} (max instead of Σ for max-product)."""
-        scope = big[a][0]
-        table = lin[a]
-        k = len(scope)
-        for p in targets:
-            if k == 2:
-                other = src_vf[a][1 - p]
-                if is_sum:
-                    r = table @ other if p == 0 else other @ table
-                else:
-                    r = (table * other).max(axis=1) if p == 0 else (table * other[:, None]).max(axis=0)
-            else:
-                t = table
-                for q in range(k):
-                    if q != p:
-                        shape = [1] * k
-                        shape[q] = m.card[scope[q]]
-                        t = t * src_vf[a][q].reshape(shape)
-                axes = tuple(q for q in range(k) if q != p)
-                r = t.sum(axis=axes) if is_sum else t.max(axis=axes)
-            total = r.sum()
-            if not total > 0:
-                raise ValueError(
-                    "a message is zero for every state: the evidence has probability zero under the model"
-                )
-            new = np.log(r / total)
-            out_fv[a][p] = _damp(new, fv[a][p], damping) if damping else new
-            out_ready[a][p] = all(src_ready[a][q] for q in range(k) if q != p)
+def _root_index(fa: FactorArrays, root) -> int | None:
+    if root is None:
+        return None
+    if root not in fa.card:
+        raise ValueError(f"root {root!r} is not a variable of the model")
+    return list(fa.variables).index(root)
 
-    # Is the factor graph a forest?  (#edges == #nodes - #components)
-    n_edges = sum(len(s) for s, _ in big)
-    comp = _components(n, big)
-    is_tree = n_edges == (n + len(big)) - comp
 
-    steps: list[list[Message]] | None = [] if trace else None
-    n_messages = 0
-    converged = False
-    iterations = 0
-    delta = np.inf
-
-    is_sum = kind == "sum"
-
-    def record(a: int, ps) -> list[Message]:
-        return [
-            Message(sources(a, p), m.variables[big[a][0][p]], np.exp(fv[a][p]), bool(fv_ready[a][p]))
-            for p in ps
-        ]
-
-    def finished(it: int, old) -> tuple[bool, float]:
-        """Stop when every message has heard from its whole subtree (exact; trees, no damping)
-        or, after the first round, when no message moved by more than ``tol``."""
-        if damping == 0.0 and all(all(r) for r in fv_ready):
-            return True, 0.0
-        change = _max_change(fv, old)
-        return it > 1 and change < tol, change
-
-    with np.errstate(divide="ignore"):  # log(0) = -inf is a legitimate message entry
-        if not big:
-            converged = True
-        elif schedule == "parallel":
-            all_var_targets = [list(range(len(var_nb[v]))) for v in range(n)]
-            for it in range(1, max_iters + 1):
-                old = fv
-                new_vf = [list(row) for row in vf]
-                new_vf_ready = [list(row) for row in vf_ready]
-                for v in range(n):
-                    var_send(v, all_var_targets[v], new_vf, new_vf_ready, fv, fv_ready)
-                vf, vf_ready = new_vf, new_vf_ready
-                new_fv = [list(row) for row in fv]
-                new_fv_ready = [list(row) for row in fv_ready]
-                step = []
-                for a, (scope, _) in enumerate(big):
-                    factor_send(a, range(len(scope)), new_fv, new_fv_ready, vf, vf_ready)
-                    n_messages += len(scope)
-                fv, fv_ready = new_fv, new_fv_ready
-                if trace:
-                    for a, (scope, _) in enumerate(big):
-                        step.extend(record(a, range(len(scope))))
-                    steps.append(step)
-                iterations = it
-                converged, delta = finished(it, old)
-                if converged:
-                    break
-        else:
-            order = _dfs_order(n, var_nb, big, m, root)
-            for it in range(1, max_iters + 1):
-                old = [list(row) for row in fv]
-                for u, targets in order:
-                    if u < n:
-                        var_send(u, targets, vf, vf_ready, fv, fv_ready)
-                    else:
-                        u -= n
-                        factor_send(u, targets, fv, fv_ready, vf, vf_ready)
-                        n_messages += len(targets)
-                        if trace:
-                            steps.append(record(u, targets))
-                iterations = it
-                converged, delta = finished(it, old)
-                if converged:
-                    break
-
-    # Beliefs: p_i(x_i) ∝ ψ_i(x_i) Π_{f ∋ i} m_{f→i}(x_i)
-    log_belief = []
-    marginals = {}
-    for v in range(n):
-        b = prior[v].copy()
-        for a, p in var_nb[v]:
-            b = b + fv[a][p]
-        b = _normalise(b)
-        log_belief.append(b)
-        marginals[m.variables[v]] = np.exp(b)
-
-    messages = {}
-    edges = []
-    for a, (scope, _) in enumerate(big):
-        for p, v in enumerate(scope):
-            key = (sources(a, p), m.variables[v])
-            messages[key] = np.exp(fv[a][p])
-            edges.append(key)
-
+def _result(g: FactorGraph, run: sched.Run, kind: str, name: str, d: float, tree: bool, root) -> BPResult:
+    """Package marginals, messages, trace and (for max-product) the MAP state."""
+    st = run.state
+    bel = run.beliefs if run.beliefs is not None else sched.beliefs(g, st.fv)
+    names = g.variables
     map_state = map_index = None
     if kind == "max":
-        if is_tree:
-            idx = _decode_tree(n, var_nb, big, vf, log_belief, m, root)
-        else:
-            idx = [int(np.argmax(b)) for b in log_belief]
-        map_index = {m.variables[v]: idx[v] for v in range(n)}
-        map_state = {m.variables[v]: m.states[m.variables[v]][idx[v]] for v in range(n)}
-
+        idx = _decode_tree(g, st.vf, bel, root) if tree else [int(np.argmax(b)) for b in bel]
+        map_index = {names[v]: idx[v] for v in range(g.n_vars)}
+        map_state = {names[v]: g.states[names[v]][idx[v]] for v in range(g.n_vars)}
+    edges = [(g.source(e), names[g.edge_var[e]]) for e in range(g.n_edges)]
+    steps = None
+    if run.trace is not None:
+        steps = [
+            [
+                Message(edges[e][0], edges[e][1], vals, bool(fin))
+                for e, vals, fin in zip(s.edges, s.values, s.final)
+            ]
+            for s in run.trace
+        ]
     return BPResult(
-        marginals=marginals,
-        converged=converged,
-        iterations=iterations,
-        n_messages=n_messages,
+        marginals=dict(zip(names, bel)),
+        converged=run.converged,
+        iterations=run.iterations,
+        n_messages=st.n_messages,
         kind=kind,
-        schedule=schedule,
-        messages=messages,
+        schedule=name,
+        messages=dict(zip(edges, st.fv)),
         trace=steps,
         map_state=map_state,
         map_index=map_index,
-        variables=list(m.variables),
+        variables=list(names),
         edges=edges,
-        factor_nodes=[_factor_label(m, s) for s, _ in big if len(s) > 2],
-        is_tree=is_tree,
-        max_change=float(delta) if np.isfinite(delta) else 0.0,
+        factor_nodes=[g.label(a) for a, s in enumerate(g.scopes) if len(s) > 2],
+        is_tree=tree,
+        max_change=float(run.max_change) if np.isfinite(run.max_change) else 0.0,
+        damping=d,
     )
 
 
-def _expand(lt: np.ndarray, scope: tuple[int, ...], target: tuple[int, ...]) -> np.ndarray:
-    """Broadcast a log-table over ``scope`` to the axes of ``target`` (``scope`` ⊆ ``target``)."""
-    where = [target.index(v) for v in scope]
-    t = np.transpose(lt, np.argsort(where))
-    shape = [1] * len(target)
-    for i, pos in enumerate(sorted(where)):
-        shape[pos] = t.shape[i]
-    return t.reshape(shape)
-
-
-def _merge_factors(big) -> list[tuple[tuple[int, ...], np.ndarray]]:
-    """Multiply every factor whose variables are a subset of another factor's into that factor.
-
-    Two factors on the same pair, or a Bayesian network's p(b|a) beside p(c|a,b), would
-    otherwise form a short cycle in the factor graph and make exact BP loopy.
-    """
-    order = sorted(range(len(big)), key=lambda a: -len(big[a][0]))
-    kept: list[list] = []
-    holders: dict[int, list[int]] = {}
-    for a in order:
-        scope, lt = big[a]
-        target = None
-        for b in holders.get(scope[0], []):
-            if set(scope) <= set(kept[b][0]):
-                target = b
-                break
-        if target is None:
-            for v in scope:
-                holders.setdefault(v, []).append(len(kept))
-            kept.append([scope, lt])
-        else:
-            kept[target][1] = kept[target][1] + _expand(lt, scope, kept[target][0])
-    return [(sc, lt) for sc, lt in kept]
-
-
-def _max_change(fv, old) -> float:
-    """Largest change of any factor-to-variable message, in probabilities."""
-    return max(
-        (
-            float(np.max(np.abs(np.exp(x) - np.exp(y))))
-            for row, orow in zip(fv, old)
-            for x, y in zip(row, orow)
-        ),
-        default=0.0,
-    )
-
-
-def _components(n: int, big) -> int:
-    """Number of connected components of the factor graph (variables + multi-variable factors)."""
-    parent = list(range(n))
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for scope, _ in big:
-        r0 = find(scope[0])
-        for v in scope[1:]:
-            r = find(v)
-            if r != r0:
-                parent[r] = r0
-    return len({find(v) for v in range(n)})
-
-
-def _dfs_order(n: int, var_nb, big, m: _Model, root):
-    """Depth-first collect/distribute order over the factor graph.
-
-    Nodes are variables ``0..n-1`` and factors ``n + a``. Collect: in reverse pre-order each
-    node sends to its neighbours earlier in the order (on a tree: its parent). Distribute:
-    in pre-order each node sends to its neighbours later in the order (its children).
-    Returns a list of ``(node, targets)`` where targets index the node's neighbour list
-    (variable) or scope (factor).
-    """
-    if root is not None:
-        if root not in m.index:
-            raise ValueError(f"root {root!r} is not a variable of the model")
-        r = m.index[root]
-        starts = [r, *(v for v in range(n) if v != r)]
-    else:
-        starts = list(range(n))
-    adj = [[n + a for a, _ in var_nb[v]] for v in range(n)] + [list(scope) for scope, _ in big]
-    total = len(adj)
-    pos = [-1] * total
-    pre: list[int] = []
-    for s in starts:
-        if pos[s] >= 0:
-            continue
-        stack = [s]
-        while stack:
-            u = stack.pop()
-            if pos[u] >= 0:
-                continue
-            pos[u] = len(pre)
-            pre.append(u)
-            stack.extend(w for w in reversed(adj[u]) if pos[w] < 0)
-    order = []
-    for u in reversed(pre):  # collect
-        pu = pos[u]
-        t = [i for i, w in enumerate(adj[u]) if pos[w] < pu]
-        if t:
-            order.append((u, t))
-    for u in pre:  # distribute
-        pu = pos[u]
-        t = [i for i, w in enumerate(adj[u]) if pos[w] > pu]
-        if t:
-            order.append((u, t))
-    return order
-
-
-def _decode_tree(n, var_nb, big, vf, log_belief, m, root) -> list[int]:
-    """Exact MAP on a forest by back-tracking from each root through the max-product messages."""
+def _decode_tree(g: FactorGraph, vf: list, bel: list, root) -> list[int]:
+    """Exact MAP on a forest: fix the root at its max-marginal's argmax, then back-track
+    outwards, each factor choosing its other variables given the decoded one."""
+    n = g.n_vars
     x = [-1] * n
-    starts = list(range(n))
-    if root is not None:
-        r = m.index[root]
-        starts = [r] + [v for v in starts if v != r]
-    seen_f = set()
+    starts = list(range(n)) if root is None else [root, *(v for v in range(n) if v != root)]
+    seen = set()
     for s in starts:
         if x[s] >= 0:
             continue
-        x[s] = int(np.argmax(log_belief[s]))
+        x[s] = int(np.argmax(bel[s]))
         stack = [s]
         while stack:
             v = stack.pop()
-            for a, p in var_nb[v]:
-                if a in seen_f:
+            for e in g.var_edges[v]:
+                a = g.edge_factor[e]
+                if a in seen:
                     continue
-                seen_f.add(a)
-                scope, lt = big[a]
-                k = len(scope)
-                t = np.take(lt, x[v], axis=p)  # fix the decoded parent
-                others = [q for q in range(k) if q != p]
-                for j, q in enumerate(others):
-                    shape = [1] * (k - 1)
-                    shape[j] = m.card[scope[q]]
-                    with np.errstate(divide="ignore"):
-                        t = t + np.log(vf[a][q]).reshape(shape)
-                best = np.unravel_index(int(np.argmax(t)), t.shape)
-                for j, q in enumerate(others):
-                    x[scope[q]] = int(best[j])
-                    stack.append(scope[q])
+                seen.add(a)
+                others = _decode_factor(g, a, g.edge_pos[e], x[v], vf)
+                for u, k in others.items():
+                    x[u] = k
+                    stack.append(u)
     return x
+
+
+def _decode_factor(g: FactorGraph, a: int, p: int, state: int, vf: list) -> dict:
+    """argmax over factor ``a``'s other variables of f(x_f) Π n_{j→f}(x_j), x at position p fixed."""
+    scope, first = g.scopes[a], g.first[a]
+    t = np.take(g.tables[a], state, axis=p)
+    others = [q for q in range(len(scope)) if q != p]
+    for j, q in enumerate(others):
+        shape = [1] * len(others)
+        shape[j] = g.card[scope[q]]
+        t = t * vf[first + q].reshape(shape)
+    best = np.unravel_index(int(np.argmax(t)), t.shape)
+    return {scope[q]: int(best[j]) for j, q in enumerate(others)}
+
+
+def factor_list(model) -> list[tuple[tuple, np.ndarray]]:
+    """The model's factors as ``(variables, table)`` pairs (tables as numpy arrays); see chapter 04."""
+    return [(scope, table.copy()) for scope, table in factor_arrays(model).factors]
 
 
 # --------------------------------------------------------------------------------------
 # References: brute force and the slide's three-node chain
 # --------------------------------------------------------------------------------------
-def _joint_log(m: _Model, ev: dict[int, int], max_states: float) -> np.ndarray:
-    total = float(np.prod(m.card))
-    if total > max_states:
-        raise ValueError(f"brute force needs {total:.3g} joint states, more than max_states={max_states:.3g}")
-    n = len(m.variables)
-    joint = np.zeros(m.card)
-    for scope, lt in m.factors:
-        shape = [1] * n
-        for v in scope:
-            shape[v] = m.card[v]
-        # move table axes to the joint's variable order
-        perm = np.argsort(scope)
-        joint = joint + np.transpose(lt, perm).reshape(shape)
+def _joint(model, evidence, max_states: float) -> tuple[FactorArrays, np.ndarray, float]:
+    """The joint table Π_C ψ_C × evidence indicators, each ψ_C scaled to max 1, and the
+    log of the scale taken out (Σ_C log max ψ_C)."""
+    fa = factor_arrays(model)
+    ev = _evidence_indices(fa, evidence)
+    tops = [float(t.max()) for _, t in fa.factors]
+    scaled = FactorArrays(
+        fa.variables,
+        fa.card,
+        fa.states,
+        tuple((s, t / m if m > 0 else t) for (s, t), m in zip(fa.factors, tops)),
+    )
+    joint = scaled.joint(limit=max_states)
     for v, k in ev.items():
-        mask = np.full(m.card[v], -np.inf)
-        mask[k] = 0.0
-        shape = [1] * n
-        shape[v] = m.card[v]
-        joint = joint + mask.reshape(shape)
-    return joint
+        mask = np.zeros(joint.shape[v])
+        mask[k] = 1.0
+        shape = [1] * joint.ndim
+        shape[v] = mask.size
+        joint = joint * mask.reshape(shape)
+    with np.errstate(divide="ignore"):
+        offset = float(np.sum(np.log(tops)))
+    return fa, joint, offset
 
 
-def brute_force_marginals(model, evidence=None, *, kind: str = "sum", max_states: float = 2e7) -> dict:
+def brute_force_marginals(
+    model, evidence=None, *, kind: str = "sum", max_states: float = MAX_TABLE_ENTRIES
+) -> dict:
     """Marginals by summing the full joint table (|x|^N terms): the reference BP must match.
 
-    ``kind="max"`` gives normalised max-marginals. See chapter 04.
+    ``kind="max"`` gives normalised max-marginals. Tables above ``max_states`` entries raise
+    :class:`~pgm_lab.pgmpy_adapter.TableTooLargeError`. See chapter 04.
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
-    m = _parse_model(model)
-    ev = _evidence_indices(m, evidence)
-    joint = _joint_log(m, ev, max_states)
-    if not np.isfinite(joint.max()):
+    fa, joint, _ = _joint(model, evidence, max_states)
+    if not joint.max() > 0:
         raise ValueError("the evidence has probability zero under the model")
-    n = len(m.variables)
+    n = joint.ndim
     out = {}
-    for v in range(n):
+    for v, name in enumerate(fa.variables):
         axes = tuple(a for a in range(n) if a != v)
-        out[m.variables[v]] = np.exp(_normalise(_reduce(joint, axes, kind)))
+        r = joint.sum(axis=axes) if kind == "sum" else joint.max(axis=axes)
+        out[name] = r / r.sum()
     return out
 
 
-def brute_force_map(model, evidence=None, *, max_states: float = 2e7) -> tuple[dict, float]:
+def brute_force_map(model, evidence=None, *, max_states: float = MAX_TABLE_ENTRIES) -> tuple[dict, float]:
     """The most probable joint state (by enumeration) and its unnormalised log-probability."""
-    m = _parse_model(model)
-    ev = _evidence_indices(m, evidence)
-    joint = _joint_log(m, ev, max_states)
+    fa, joint, offset = _joint(model, evidence, max_states)
     best = np.unravel_index(int(np.argmax(joint)), joint.shape)
-    return {m.variables[v]: int(best[v]) for v in range(len(m.variables))}, float(joint[best])
+    with np.errstate(divide="ignore"):
+        logp = float(np.log(joint[best])) + offset
+    return {v: int(best[i]) for i, v in enumerate(fa.variables)}, logp
 
 
 def chain3_messages(phi12, phi23, psi1, psi2, psi3) -> dict[str, np.ndarray]:

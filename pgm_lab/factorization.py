@@ -18,6 +18,8 @@ from itertools import pairwise, product
 import networkx as nx
 import numpy as np
 
+from .pgmpy_adapter import factor_arrays
+
 #: the slide's 7-node example: p(x1)p(x2)p(x3)p(x4|x1,x2,x3)p(x5|x1,x3)p(x6|x4)p(x7|x4,x5)
 SEVEN_NODE_EDGES = (
     ("x1", "x4"),
@@ -165,23 +167,14 @@ def joint_table(model, order: Sequence | None = None) -> tuple[list, np.ndarray]
     """The joint p(x) = Π_i p(x_i | pa_i) as a dense array, by multiplying every CPD.
 
     Returns ``(variables, table)`` with one axis per variable in ``order`` (default:
-    topological order). Brute force: only for small networks.
+    topological order). Brute force: only for small networks (a table above
+    ``pgm_lab.pgmpy_adapter.MAX_TABLE_ENTRIES`` entries raises ``TableTooLargeError``).
     """
     validate_network(model)
     order = list(order) if order is not None else list(nx.topological_sort(model))
     if set(order) != set(model.nodes) or len(order) != len(model.nodes):
         raise ValueError(f"order must list every node exactly once: {sorted(map(str, model.nodes))}")
-    size = int(np.prod([model.get_cardinality(v) for v in order]))
-    if size > 50_000_000:
-        raise ValueError(f"the joint table would have {size:,} entries: too large for brute force")
-    letters = {v: chr(ord("a") + i) if i < 26 else chr(ord("A") + i - 26) for i, v in enumerate(order)}
-    operands, subscripts = [], []
-    for v in order:
-        cpd = model.get_cpds(v)
-        operands.append(cpd.get_values().reshape(cpd.cardinality))
-        subscripts.append("".join(letters[u] for u in cpd.variables))
-    expr = ",".join(subscripts) + "->" + "".join(letters[v] for v in order)
-    return order, np.einsum(expr, *operands, optimize=True)
+    return order, factor_arrays(model).joint(order)
 
 
 def chain_rule_factors(joint: np.ndarray) -> list[np.ndarray]:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .draw import draw_graph, layered_layout
+from .graphs import as_graph  # re-exported: chapters call independence.as_graph
 from .numeric_independence import (  # re-exported: the numeric side of chapter 02
     IndependenceGap,
     Joint,
@@ -69,34 +70,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # input checking
 # --------------------------------------------------------------------------------------------
-
-
-def as_graph(graph, *, check_acyclic: bool = True) -> nx.Graph:
-    """Return ``graph`` as a networkx graph after checking it.
-
-    Accepts a ``networkx.DiGraph`` / ``networkx.Graph`` and the pgmpy models built on them
-    (``DiscreteBayesianNetwork``, ``DAG``, ``DiscreteMarkovNetwork``, ``UndirectedGraph``).
-    A directed graph must be acyclic: a directed cycle raises ``ValueError`` naming it.
-    """
-    try:
-        from pgmpy.models import FactorGraph
-    except ImportError:  # pragma: no cover - pgmpy is a hard dependency
-        FactorGraph = ()
-    if FactorGraph and isinstance(graph, FactorGraph):
-        raise ValueError(
-            "graph is a pgmpy FactorGraph (variable and factor nodes); pass the Markov network "
-            "(e.g. factor_graph.to_markov_model()) instead"
-        )
-    if not isinstance(graph, nx.Graph):
-        raise ValueError(
-            "graph must be a networkx DiGraph/Graph or a pgmpy DiscreteBayesianNetwork/"
-            f"DiscreteMarkovNetwork, got {type(graph).__name__}"
-        )
-    if check_acyclic and graph.is_directed() and not _is_acyclic(graph):
-        cycle = nx.find_cycle(graph)
-        path = " → ".join(repr(u) for u, _ in cycle) + f" → {cycle[0][0]!r}"
-        raise ValueError(f"the directed graph has a directed cycle ({path}); d-separation needs a DAG")
-    return graph
 
 
 def _node_set(graph: nx.Graph, nodes, what: str, *, allow_empty: bool) -> frozenset:
@@ -160,7 +133,7 @@ def _ancestors_of(g: nx.DiGraph, zs: Iterable, known: set | None = None) -> set:
 
     ``known``: an ancestor-closed set already computed; it is extended, not walked again.
     """
-    pred = g._pred
+    pred = g.pred
     seen = set() if known is None else set(known)
     stack = [z for z in zs if z not in seen]
     seen.update(stack)
@@ -189,7 +162,7 @@ def _bayes_ball(
     outgoing edge towards an end node), so the answer for ``targets`` is unchanged while the
     walk usually covers a small part of a large graph.
     """
-    pred, succ = g._pred, g._succ
+    pred, succ = g.pred, g.succ
     anc = _ancestors_of(g, zs)
     within = _ancestors_of(g, xs | targets, anc) if ancestral else None
     seen_up: set = set()
@@ -227,24 +200,8 @@ def _bayes_ball(
     return reached
 
 
-def _is_acyclic(g: nx.DiGraph) -> bool:
-    """Kahn's algorithm on the adjacency dicts: every node peeled off iff there is no cycle."""
-    succ = g._succ
-    indegree = {n: len(p) for n, p in g._pred.items()}
-    stack = [n for n, d in indegree.items() if d == 0]
-    peeled = 0
-    while stack:
-        n = stack.pop()
-        peeled += 1
-        for c in succ[n]:
-            indegree[c] -= 1
-            if indegree[c] == 0:
-                stack.append(c)
-    return peeled == len(indegree)
-
-
 def _undirected_reach(g: nx.Graph, xs: frozenset, zs: frozenset, targets: frozenset = frozenset()) -> set:
-    adj = g._adj
+    adj = g.adj
     reached = set(xs)
     stack = list(xs)
     while stack:
@@ -321,11 +278,11 @@ def markov_blanket(graph, node) -> set:
     if not isinstance(node, Hashable) or node not in g:
         raise ValueError(f"unknown node {node!r}; the graph's nodes are {_show(g)}")
     if not g.is_directed():
-        return set(g._adj[node]) - {node}
-    children = set(g._succ[node])
-    blanket = set(g._pred[node]) | children
+        return set(g.adj[node]) - {node}
+    children = set(g.succ[node])
+    blanket = set(g.pred[node]) | children
     for c in children:
-        blanket.update(g._pred[c])
+        blanket.update(g.pred[c])
     blanket.discard(node)
     return blanket
 

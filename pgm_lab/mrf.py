@@ -26,15 +26,10 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from .independence import as_graph, separated
-from .numeric_independence import (
-    MAX_ENTRIES,
-    IndependenceGap,
-    Joint,
-    _einsum_product,
-    as_joint,
-    independence_gap,
-)
+from .graphs import as_graph
+from .independence import separated
+from .numeric_independence import IndependenceGap, Joint, as_joint, independence_gap
+from .pgmpy_adapter import FactorArrays, check_table_size, factor_arrays, from_tables
 
 __all__ = [
     "MarkovCheck",
@@ -76,7 +71,7 @@ def _undirected(graph) -> nx.Graph:
 def _neighbour_sets(g: nx.Graph) -> tuple[list, dict, dict]:
     nodes = list(g.nodes)
     index = {n: i for i, n in enumerate(nodes)}
-    nbrs = {n: set(g._adj[n]) - {n} for n in nodes}
+    nbrs = {n: set(g.adj[n]) - {n} for n in nodes}
     return nodes, index, nbrs
 
 
@@ -127,89 +122,29 @@ def maximal_cliques(graph) -> list[tuple]:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_table(arr, scope, what: str = "potential") -> np.ndarray:
-    arr = np.asarray(arr, dtype=float)
-    if arr.ndim != len(scope):
-        raise ValueError(
-            f"the {what} on {scope!r} has {arr.ndim} axes; expected one per variable ({len(scope)})"
-        )
-    if not np.all(np.isfinite(arr)) and what == "potential":
-        raise ValueError(f"the potential on {scope!r} has non-finite entries (nan or inf)")
-    if what == "potential" and np.any(arr < 0):
-        raise ValueError(
-            f"the potential on {scope!r} has a negative entry ({arr.min():.3g}); ψ_C must be ≥ 0"
-        )
-    return arr
-
-
-@dataclass
-class _Potentials:
-    tables: list  # [(array, scope)]
-    card: dict
-    variables: tuple
-
-    @property
-    def n_configurations(self) -> float:
-        return float(np.prod([float(k) for k in self.card.values()]))
-
-
-def _potentials(model, variables=None) -> _Potentials:
-    from pgmpy.factors.discrete import DiscreteFactor
-    from pgmpy.models import DiscreteMarkovNetwork, FactorGraph
-
-    if isinstance(model, _Potentials):
-        return model
-    if isinstance(model, (DiscreteMarkovNetwork, FactorGraph)):
-        items = [(f.values, tuple(f.variables)) for f in model.get_factors()]
-        order = [
-            n for n in model.nodes if not isinstance(model, FactorGraph) or n in model.get_variable_nodes()
-        ]
+def _potentials(model, variables=None) -> FactorArrays:
+    """The potentials as factor arrays (:mod:`pgm_lab.pgmpy_adapter`), in ``variables``' order."""
+    if isinstance(model, FactorArrays):
+        pots = model
     elif isinstance(model, dict):
-        items = [
-            ((k,) if isinstance(k, Hashable) and not isinstance(k, tuple) else tuple(k), v)
-            for k, v in model.items()
-        ]
-        items = [(v, k) for k, v in items]
-        order = []
+        if not model:
+            raise ValueError("no potentials given")
+        pots = from_tables(list(model.items()), what="potentials")
     elif isinstance(model, Iterable) and not isinstance(model, (str, bytes, np.ndarray)):
-        items = []
-        for f in model:
-            if not isinstance(f, DiscreteFactor):
-                raise ValueError(
-                    f"a list of potentials must hold pgmpy DiscreteFactors, got {type(f).__name__}"
-                )
-            items.append((f.values, tuple(f.variables)))
-        order = []
+        pots = factor_arrays(model)  # a pgmpy network, factor graph or list of DiscreteFactor
     else:
         raise ValueError(
             "potentials must be a pgmpy DiscreteMarkovNetwork, a list of DiscreteFactor or a dict "
             f"scope -> array; got {type(model).__name__}"
         )
-    if not items:
-        raise ValueError("no potentials given")
-    tables, card = [], {}
-    for arr, scope in items:
-        if len(set(scope)) != len(scope):
-            raise ValueError(f"the scope {scope!r} repeats a variable")
-        arr = _check_table(arr, scope)
-        for v, k in zip(scope, arr.shape):
-            if card.setdefault(v, k) != k:
-                raise ValueError(f"variable {v!r} has {card[v]} states in one potential and {k} in another")
-        tables.append((arr, scope))
-        for v in scope:
-            if v not in order:
-                order.append(v)
-    missing = [v for v in order if v not in card]
-    if missing:
-        raise ValueError(f"no potential mentions the variables {missing!r}")
     if variables is not None:
         variables = tuple(variables)
-        if set(variables) != set(card) or len(variables) != len(card):
+        if set(variables) != set(pots.card) or len(variables) != len(pots.card):
             raise ValueError(
-                f"variables {variables!r} must list exactly the potentials' variables {sorted(card)!r}"
+                f"variables {variables!r} must list exactly the potentials' variables {sorted(pots.card)!r}"
             )
-        order = list(variables)
-    return _Potentials(tables, card, tuple(order))
+        pots = FactorArrays(variables, pots.card, pots.states, pots.factors)
+    return pots
 
 
 def potential_from_energy(energy) -> np.ndarray:
@@ -249,7 +184,7 @@ def markov_network(potentials, graph=None):
         extra = [v for v in pots.card if v not in g]
         if extra:
             raise ValueError(f"the potentials mention variables {extra!r} that are not nodes of the graph")
-        for _, scope in pots.tables:
+        for scope, _ in pots.factors:
             for u, v in itertools.combinations(scope, 2):
                 if not g.has_edge(u, v):
                     raise ValueError(
@@ -262,9 +197,11 @@ def markov_network(potentials, graph=None):
             raise ValueError(f"no potential mentions the nodes {lonely!r}; give each a potential")
     else:
         net.add_nodes_from(pots.variables)
-        for _, scope in pots.tables:
+        for scope, _ in pots.factors:
             net.add_edges_from(itertools.combinations(scope, 2))
-    net.add_factors(*[DiscreteFactor(list(scope), list(arr.shape), arr.copy()) for arr, scope in pots.tables])
+    net.add_factors(
+        *[DiscreteFactor(list(scope), list(arr.shape), arr.copy()) for scope, arr in pots.factors]
+    )
     return net
 
 
@@ -279,11 +216,7 @@ def random_potentials(graph, states=2, *, seed=None, scale: float = 1.0) -> dict
 def unnormalized(potentials, variables=None) -> tuple[np.ndarray, tuple]:
     """The table Π_C ψ_C(Y_C) over all K^N configurations and its axis names (no Z)."""
     pots = _potentials(potentials, variables)
-    if pots.n_configurations > MAX_ENTRIES:
-        raise ValueError(
-            f"{pots.n_configurations:.3g} configurations: too many for brute force (limit {MAX_ENTRIES})"
-        )
-    return _einsum_product(pots.tables, pots.variables), pots.variables
+    return pots.joint(), pots.variables
 
 
 def partition_function(potentials, *, method: str = "vectorized") -> float:
@@ -298,10 +231,9 @@ def partition_function(potentials, *, method: str = "vectorized") -> float:
         table, _ = unnormalized(pots)
         return float(table.sum())
     if method == "loop":
-        if pots.n_configurations > 2**22:
-            raise ValueError(f"{pots.n_configurations:.3g} configurations: too many for the Python loop")
+        check_table_size(pots.card.values(), "the Python loop over configurations", limit=2**22)
         pos = {v: i for i, v in enumerate(pots.variables)}
-        lookups = [(arr, [pos[v] for v in scope]) for arr, scope in pots.tables]
+        lookups = [(arr, [pos[v] for v in scope]) for scope, arr in pots.factors]
         z = 0.0
         for y in itertools.product(*[range(pots.card[v]) for v in pots.variables]):
             term = 1.0
@@ -337,8 +269,7 @@ def boltzmann(energies, variables=None) -> Joint:
         if np.any(np.isnan(e)) or np.any(e == -np.inf):
             raise ValueError(f"the energy on {scope!r} has nan or -inf entries")
     pots = _potentials({s: np.ones_like(e) for s, e in scopes.items()}, variables)
-    if pots.n_configurations > MAX_ENTRIES:
-        raise ValueError(f"{pots.n_configurations:.3g} configurations: too many for brute force")
+    check_table_size(pots.card.values())
     total = np.zeros([pots.card[v] for v in pots.variables])
     pos = {v: i for i, v in enumerate(pots.variables)}
     for scope, e in scopes.items():
@@ -372,7 +303,7 @@ def local_conditional(potentials, node, assignment: dict) -> np.ndarray:
             f"assignment gives a value to {node!r} itself; it must hold the other variables only"
         )
     scores = np.ones(pots.card[node])
-    for arr, scope in pots.tables:
+    for scope, arr in pots.factors:
         if node not in scope:
             continue
         index: list = []
@@ -456,7 +387,7 @@ def local_markov(distribution, graph, *, tol: float = 1e-9) -> MarkovCheck:
     j, g = _joint_and_graph(distribution, graph)
     out = MarkovCheck("local")
     for v in g.nodes:
-        w = [n for n in g.nodes if n in g._adj[v] and n != v]
+        w = [n for n in g.nodes if n in g.adj[v] and n != v]
         o = [n for n in g.nodes if n != v and n not in w]
         if o:
             out.statements.append(independence_gap(j, v, o, w, tol=tol))
@@ -566,7 +497,7 @@ def moralize(dag) -> nx.Graph:
     m.add_nodes_from(g.nodes)
     m.add_edges_from(g.edges)
     for n in g.nodes:
-        m.add_edges_from(itertools.combinations(list(g._pred[n]), 2))
+        m.add_edges_from(itertools.combinations(list(g.predecessors(n)), 2))
     return m
 
 

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_ENTRIES = 2**26  # about 0.5 GB of float64: the largest joint table we agree to build
+from .pgmpy_adapter import MAX_TABLE_ENTRIES, check_table_size, factor_arrays
+
+MAX_ENTRIES = MAX_TABLE_ENTRIES  # the one size limit of brute force (pgm_lab.pgmpy_adapter)
 
 __all__ = [
     "MAX_ENTRIES",
@@ -127,11 +129,7 @@ def _einsum_product(tables: list[tuple[np.ndarray, tuple]], variables: tuple) ->
 
 
 def _check_size(card: dict) -> None:
-    size = float(np.prod([float(k) for k in card.values()])) if card else 1.0
-    if size > MAX_ENTRIES:
-        raise ValueError(
-            f"the joint table would have {size:.3g} entries (> {MAX_ENTRIES}); brute force needs a small model"
-        )
+    check_table_size(card.values())
 
 
 def as_joint(obj, variables=None) -> Joint:
@@ -150,33 +148,9 @@ def as_joint(obj, variables=None) -> Joint:
         joint = obj
     elif isinstance(obj, DiscreteFactor):
         joint = Joint(obj.values, tuple(obj.variables))
-    elif isinstance(obj, DiscreteBayesianNetwork):
-        cpds = obj.get_cpds()
-        have = {c.variable for c in cpds}
-        missing = [n for n in obj.nodes if n not in have]
-        if missing:
-            raise ValueError(f"the Bayesian network has no CPD for {missing!r}")
-        names = tuple(obj.nodes)
-        _check_size({c.variable: c.variable_card for c in cpds})
-        tables = [(c.values, tuple(c.variables)) for c in cpds]
-        joint = Joint(_einsum_product(tables, names), names)
-    elif isinstance(obj, (DiscreteMarkovNetwork, FactorGraph)):
-        factors = obj.get_factors()
-        if not factors:
-            raise ValueError("the Markov network has no factors")
-        names = tuple(n for n in obj.nodes if any(n in f.variables for f in factors))
-        missing = [n for n in obj.nodes if n not in names and not isinstance(obj, FactorGraph)]
-        if missing:
-            raise ValueError(f"no factor mentions the variables {missing!r}")
-        card = {}
-        for f in factors:
-            card.update(zip(f.variables, f.cardinality))
-            if np.any(f.values < 0):
-                raise ValueError(
-                    f"the potential on {tuple(f.variables)!r} has a negative entry ({f.values.min():.3g})"
-                )
-        _check_size(card)
-        joint = Joint(_einsum_product([(f.values, tuple(f.variables)) for f in factors], names), names)
+    elif isinstance(obj, (DiscreteBayesianNetwork, DiscreteMarkovNetwork, FactorGraph)):
+        fa = factor_arrays(obj)  # p ∝ Π_C ψ_C, with ψ_i = p(x_i | pa_i) for a Bayesian network
+        joint = Joint(fa.joint(), fa.variables)
     elif isinstance(obj, np.ndarray) or (isinstance(obj, (list, tuple)) and variables is not None):
         if variables is None:
             raise ValueError("a numpy joint table needs `variables`, one name per axis")
@@ -317,7 +291,7 @@ def random_bayesian_network(dag, states=2, *, seed=None, concentration: float = 
     number for every node or a dict node -> number. See chapter 02.
     """
     from .factorization import bayesian_network
-    from .independence import as_graph
+    from .graphs import as_graph
 
     g = as_graph(dag)
     if not g.is_directed():
@@ -337,7 +311,7 @@ def random_joint(graph, states=2, *, seed=None, concentration: float = 1.0, scal
     Undirected graph: p ∝ Π_C ψ_C(x_C) over the maximal cliques with ψ_C = exp(−E_C) and
     energies E_C ~ N(0, ``scale``²), so p is strictly positive. See chapters 02 and 03.
     """
-    from .independence import as_graph
+    from .graphs import as_graph
 
     g = as_graph(graph)
     card = _states(g, states)

@@ -173,3 +173,55 @@ def test_search_index_covers_the_chapters(built_book):
     index = (built_book.html / "searchindex.js").read_text(encoding="utf-8")
     for doc in chapter_docs():
         assert f'"{doc}"' in index, f"{doc} is not in the search index"
+
+
+class _Ids(HTMLParser):
+    """Every element id of a page, and the links and rows of the slide map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.rows: list[str] = []
+        self.links: list[str] = []
+        self.missing = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        classes = (a.get("class") or "").split()
+        if a.get("id"):
+            self.ids.add(a["id"])
+        if "slide-map-row" in classes:
+            self.rows.append(a.get("id", ""))
+        if "slide-map-missing" in classes:
+            self.missing += 1
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+
+
+def _ids(page: Path) -> _Ids:
+    parser = _Ids()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_slide_map_has_one_row_per_formula_and_its_links_land_on_cells(built_book):
+    """book/slide_map.html: one row per entry of book/slide_formulas.yml, in order, none
+    marked missing, and every "#cell-..." link resolves to an element id of its page."""
+    page = built_book.html / "book" / "slide_map.html"
+    entries = yaml.safe_load((ROOT / "book" / "slide_formulas.yml").read_text(encoding="utf-8"))
+    found = _ids(page)
+    assert found.rows == [f"formula-{e['id']}" for e in entries]
+    assert found.missing == 0, "the map marks formulas without a cell"
+    cell_links = [h for h in found.links if "#cell-" in h]
+    assert cell_links, "the slide map links to no cell"
+    broken, targets = [], {}
+    for href in sorted(set(cell_links)):
+        path, anchor = href.split("#", 1)
+        target = (page.parent / path).resolve()
+        if target not in targets:
+            targets[target] = _ids(target).ids if target.exists() else set()
+        if anchor not in targets[target]:
+            broken.append(href)
+    assert not broken, f"slide map links without a target: {broken}"
+    same_as = [h for h in found.links if h.startswith("#formula-")]
+    assert all(h[1:] in found.ids for h in same_as)

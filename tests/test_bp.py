@@ -342,10 +342,16 @@ def test_loopy_bp_on_a_cycle_close_when_weak_far_when_strong():
     weak, strong = cycle_mn(5, 0.2), cycle_mn(5, 2.0)
     errs = {}
     for name, m in (("weak", weak), ("strong", strong)):
-        res = bp.belief_propagation(m, max_iters=500)
-        assert not res.is_tree and res.converged and res.iterations > 5
+        res = bp.belief_propagation(m, schedule="parallel", max_iters=500)  # undamped
+        assert not res.is_tree and res.converged and res.iterations > 5 and res.damping == 0.0
         ref = bp.brute_force_marginals(m)
         errs[name] = max(float(np.abs(res.marginals[v] - ref[v]).max()) for v in ref)
+        # the default on a graph with cycles: parallel rounds damped by 0.5, same fixed point
+        default = bp.belief_propagation(m, max_iters=2000)
+        assert default.schedule == "parallel" and default.damping == bp.LOOPY_DAMPING == 0.5
+        assert default.converged and default.iterations > res.iterations
+        for v in ref:
+            np.testing.assert_allclose(default.marginals[v], res.marginals[v], atol=1e-9)
     assert errs["weak"] < 2e-3
     assert errs["strong"] > 10 * errs["weak"]
 
@@ -444,3 +450,122 @@ def test_errors_name_the_problem():
     fg, _, _ = random_factor_tree(np.random.default_rng(0), 2)
     with pytest.raises(ValueError, match="unknown state 'x9'"):
         bp.belief_propagation(fg, {"v0": "x9"})
+
+
+# ----------------------------------------------------------------------------- default schedule (issue 16)
+def random_forest_mn(rng, n):
+    """Two random trees side by side (a forest): the default must treat it as a tree."""
+    m1, card1, fs1 = random_tree_mn(rng, n)
+    m2, card2, fs2 = random_tree_mn(rng, n)
+    rename = {v: v + 100 for v in card2}
+    fs2 = [DiscreteFactor([rename[v] for v in f.variables], f.cardinality, f.values) for f in fs2]
+    m = DiscreteMarkovNetwork()
+    m.add_nodes_from([*card1, *rename.values()])
+    m.add_edges_from([*m1.edges(), *((rename[u], rename[v]) for u, v in m2.edges())])
+    m.add_factors(*fs1, *fs2)
+    return m, {**card1, **{rename[v]: k for v, k in card2.items()}}, fs1 + fs2
+
+
+@pytest.mark.parametrize("kind", ["sum", "max"])
+def test_default_two_pass_on_random_trees_matches_brute_force_and_parallel(kind):
+    rng = np.random.default_rng(20 if kind == "sum" else 21)
+    for trial in range(120):
+        n = int(rng.integers(1, 8))
+        m, card, fs = (random_forest_mn if trial % 4 == 0 else random_tree_mn)(rng, n)
+        ev = random_evidence(rng, card, p=0.25) if trial % 2 else None
+        variables = list(m.nodes())
+        joint = einsum_joint(fs, variables, card, ev)
+        res = bp.belief_propagation(m, ev, kind=kind)
+        par = bp.belief_propagation(m, ev, kind=kind, schedule="parallel")
+        assert res.schedule == "serial" and res.is_tree and res.converged and res.iterations == 1
+        assert res.n_messages == 2 * sum(1 for f in fs if len(f.variables) == 2)
+        for i, v in enumerate(variables):
+            axes = tuple(a for a in range(len(variables)) if a != i)
+            r = joint.sum(axis=axes) if kind == "sum" else joint.max(axis=axes)
+            np.testing.assert_allclose(res.marginals[v], r / r.sum(), atol=1e-10, rtol=0)
+            np.testing.assert_allclose(res.marginals[v], par.marginals[v], atol=1e-12, rtol=0)
+        for key, msg in res.messages.items():
+            np.testing.assert_allclose(msg, par.messages[key], atol=1e-12, rtol=0)
+        if kind == "max":
+            best = np.unravel_index(np.argmax(joint), joint.shape)
+            assert score(fs, res.map_index) == pytest.approx(score(fs, dict(zip(variables, map(int, best)))))
+
+
+def test_default_on_factor_trees_with_three_variable_factors():
+    rng = np.random.default_rng(22)
+    for _ in range(60):
+        fg, card, fs = random_factor_tree(rng, int(rng.integers(1, 5)))
+        ev = random_evidence(rng, card)
+        ref = marginals_of(einsum_joint(fs, list(card), card, ev), list(card))
+        res = bp.belief_propagation(fg, ev)
+        assert res.schedule == "serial" and res.iterations == 1
+        for v in card:
+            np.testing.assert_allclose(res.marginals[v], ref[v], atol=1e-10, rtol=0)
+
+
+def test_star_with_many_leaves_uses_exclusive_products_exactly():
+    """A hub with 40 leaves: the hub's outgoing messages exclude one of 40 incoming each."""
+    rng = np.random.default_rng(23)
+    leaves = 40
+    m = DiscreteMarkovNetwork([(0, j) for j in range(1, leaves + 1)])
+    pair = [rng.uniform(0.05, 3.0, (3, 2)) for _ in range(leaves)]
+    unary = [rng.uniform(0.05, 3.0, 3)] + [rng.uniform(0.05, 3.0, 2) for _ in range(leaves)]
+    m.factors.extend(DiscreteFactor([0, j], [3, 2], pair[j - 1]) for j in range(1, leaves + 1))
+    m.factors.extend(DiscreteFactor([v], [len(u)], u) for v, u in enumerate(unary))
+    # independent: given the hub x0 the leaves are independent, so p(x0) ∝ ψ0 Π_j (ψ_0j ψ_j summed)
+    into_hub = [pair[j] @ unary[j + 1] for j in range(leaves)]
+    log_hub = np.log(unary[0]) + np.sum(np.log(into_hub), axis=0)
+    hub = np.exp(log_hub - log_hub.max())
+    hub /= hub.sum()
+    for root in (None, 0, 7):
+        res = bp.belief_propagation(m, root=root)
+        np.testing.assert_allclose(res.marginals[0], hub, atol=1e-12)
+        for j in (1, 17, leaves):
+            # p(x_j) = Σ_x0 p(x0) p(x_j | x0), p(x_j | x0) ∝ ψ_0j(x0, x_j) ψ_j(x_j)
+            cond = pair[j - 1] * unary[j]
+            cond = cond / cond.sum(axis=1, keepdims=True)
+            np.testing.assert_allclose(res.marginals[j], hub @ cond, atol=1e-12)
+
+
+def test_default_on_a_150_node_chain_is_one_collect_and_one_distribute():
+    n = 150
+    m, fs = chain_mn(n, k=2, seed=11)
+    res = bp.belief_propagation(m)
+    assert (res.schedule, res.iterations, res.n_messages, res.damping) == ("serial", 1, 2 * (n - 1), 0.0)
+    ref = forward_backward(fs, n, 2)
+    for i in range(n):
+        np.testing.assert_allclose(res.marginals[i], ref[i], atol=1e-12)
+
+
+def test_explicit_damping_on_a_tree_still_exact():
+    m, card, fs = random_tree_mn(np.random.default_rng(24), 6)
+    ref = marginals_of(einsum_joint(fs, list(m.nodes()), card), list(m.nodes()))
+    for schedule in ("serial", "parallel"):
+        res = bp.belief_propagation(m, schedule=schedule, damping=0.3, max_iters=500, tol=1e-14)
+        assert res.converged and res.damping == 0.3
+        for v in m.nodes():
+            np.testing.assert_allclose(res.marginals[v], ref[v], atol=1e-10)
+
+
+def test_loopy_default_reaches_the_undamped_answer_on_a_grid():
+    g = nx.grid_2d_graph(3, 3)
+    rng = np.random.default_rng(25)
+    m = DiscreteMarkovNetwork(list(g.edges))
+    m.add_factors(*[DiscreteFactor([u, v], [2, 2], np.exp(0.3 * rng.normal(size=4))) for u, v in g.edges])
+    m.add_factors(*[DiscreteFactor([v], [2], np.exp(rng.normal(size=2))) for v in g.nodes])
+    old = bp.belief_propagation(m, schedule="parallel", max_iters=1000, tol=1e-13)
+    new = bp.belief_propagation(m, max_iters=1000, tol=1e-13)
+    assert not new.is_tree and new.schedule == "parallel" and new.damping == 0.5
+    assert old.converged and new.converged
+    for v in g.nodes:
+        np.testing.assert_allclose(new.marginals[v], old.marginals[v], atol=1e-10)
+
+
+def test_brute_force_refuses_a_table_too_large_to_tabulate():
+    from pgm_lab.pgmpy_adapter import TableTooLargeError
+
+    m, _ = chain_mn(30, k=2)
+    with pytest.raises(TableTooLargeError, match="too many"):
+        bp.brute_force_marginals(m)
+    with pytest.raises(ValueError, match="entries"):
+        bp.brute_force_map(m, max_states=1000)

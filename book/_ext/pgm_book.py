@@ -131,6 +131,7 @@ def _rewrite_downloads(app, exception) -> None:
 
 
 def setup(app):
+    app.setup_extension("slide_map")  # the slide map page (book/_ext/slide_map.py)
     app.add_config_value("pgm_edition", os.environ.get("PGM_LAB_EDITION", "reader"), "env")
     app.connect("config-inited", _check_edition)
     app.add_post_transform(ExerciseCells)
