@@ -75,6 +75,36 @@ def test_title_first_and_setup(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_same_headings_and_lines_that_fit_the_page(path):
+    """Every chapter has one "## Exercises (练习)" and one "## Summary (小结)" heading, no
+    hand-made numbers in headings (the book numbers them), and code lines of at most 80
+    characters (longer ones are cut off in the HTML)."""
+    nb = load(path)
+    headings = [
+        line
+        for c in nb.cells
+        if c.cell_type == "markdown"
+        for line in c.source.splitlines()
+        if line.startswith("#")
+    ]
+    for heading in ("## Exercises (练习)", "## Summary (小结)"):
+        assert headings.count(heading) == 1, f"expected one {heading!r}"
+    numbered = [h for h in headings if h.lstrip("#").strip()[:1].isdigit()]
+    assert not numbered, f"numbered by hand: {numbered}"
+    long = [
+        line
+        for c in nb.cells
+        if c.cell_type == "code"
+        for line in c.source.splitlines()
+        if len(line) > MAX_CODE_LINE
+    ]
+    assert not long, f"{len(long)} code lines longer than {MAX_CODE_LINE} characters, e.g. {long[0]!r}"
+
+
+MAX_CODE_LINE = 80
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_exercises_are_well_formed(path):
     cells = load(path).cells
     keys = [i for i, c in enumerate(cells) if nbt.is_answer_key(c)]
