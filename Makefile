@@ -16,8 +16,14 @@ PROFILE ?= quick
 EDITION ?= reader
 BOOK_OUT := _build/$(PROFILE)$(if $(filter course,$(EDITION)),-course,)
 PIP := $(BIN)/python -m pip
+# torch's OpenMP threads spin while they wait: on a busy machine that made a 65 s training
+# cell take over 900 s. Measured at load 5-8 on 2 cores, a 2-thread PixelCNN step took
+# 840-1600 ms with the default policy and 130-210 ms with PASSIVE (1 thread: 70-150 ms).
+# Exported to every kernel the targets start.
+OMP_WAIT_POLICY ?= PASSIVE
+export OMP_WAIT_POLICY
 
-.PHONY: install book test lab bench lint format clean browser sandbox release-check
+.PHONY: install book test lab bench bench-peers lint format clean browser sandbox release-check slides
 
 install: $(STAMP)
 
@@ -62,11 +68,32 @@ test: install browser sandbox
 release-check: install sandbox
 	PGM_LAB_THREADS=1 $(BIN)/pgm-lab release --out _build/release --check
 
+# JupyterLab on chapters/ for a live lecture (RISE slideshows: Alt+R in a notebook). Prints the
+# URL to open (with its token); as root (containers, lab servers) it adds --allow-root. Another
+# port: make lab PORT=8890; reachable from outside a container: make lab IP=0.0.0.0
+PORT ?= 8888
+IP ?= 127.0.0.1
 lab: install
-	$(BIN)/jupyter lab chapters/
+	$(BIN)/pgm-lab lab --port $(PORT) --ip $(IP)
+
+# Static reveal.js decks of every chapter, from the book's executed notebooks (make book first),
+# fully offline: reveal.js and MathJax are copied beside them; linked from each chapter's page.
+SLIDES_OUT := $(BOOK_OUT)/slides
+EXECUTED := $(BOOK_OUT)/_build/jupyter_execute/chapters
+slides: install
+	@ls $(EXECUTED)/*.ipynb >/dev/null 2>&1 || { echo "no executed chapters in $(EXECUTED): run make book first (PROFILE=$(PROFILE))"; exit 1; }
+	$(BIN)/pgm-lab slides --edition $(EDITION) --out $(SLIDES_OUT) $(EXECUTED)/*.ipynb
+	@if [ -d $(BOOK_OUT)/_build/html ]; then rm -rf $(BOOK_OUT)/_build/html/_slides && cp -r $(SLIDES_OUT) $(BOOK_OUT)/_build/html/_slides && echo "linked from the book: $(BOOK_OUT)/_build/html/_slides"; fi
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# Peers that cannot share our environment get their own (.venv-peers/NAME, e.g. pgmax 0.6.1 with
+# jax 0.4.30) and are measured in the same run as ours; a peer that cannot be installed is
+# reported and its row skipped. `make bench` measures them too once the environment exists.
+bench-peers: install
+	$(BIN)/python benchmarks/peers/venv.py
+	$(BIN)/python benchmarks/run.py grid_bp
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -88,12 +88,37 @@ def device():
 
 
 def cache_dir(create: bool = True) -> Path:
-    """Directory for checkpoints and cached evaluation models (``$PGM_LAB_CACHE``)."""
+    """Directory for checkpoints and cached evaluation models (``$PGM_LAB_CACHE``).
+
+    A folder that cannot be created is not an error: a warning says so once, and training
+    goes on without caching (see :func:`warn_cache_unwritable`).
+    """
     raw = os.environ.get("PGM_LAB_CACHE", "").strip()
     path = Path(raw).expanduser() if raw else Path.home() / ".cache" / "pgm_lab"
     if create:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            warn_cache_unwritable(path, exc)
     return path
+
+
+_WARNED_CACHES: set[str] = set()
+
+
+def warn_cache_unwritable(path: Path, exc: OSError) -> None:
+    """Warn (once per folder) that the checkpoint cache cannot be written: models train uncached."""
+    if str(path) in _WARNED_CACHES:
+        return
+    _WARNED_CACHES.add(str(path))
+    import warnings
+
+    reason = exc.strerror or type(exc).__name__
+    warnings.warn(
+        f"the checkpoint cache {path} is not writable ({reason}): models are trained but not "
+        "cached; set PGM_LAB_CACHE to a writable folder to keep them",
+        stacklevel=3,
+    )
 
 
 def seed_everything(seed: int) -> None:

@@ -4,15 +4,17 @@ Every model follows the protocol of :class:`pgm_lab.models.base.GenerativeModel`
 (``configure_optimizers`` and ``training_step``), so likelihood models and GANs train
 with the same call. ``fit`` places model and data on ``pgm_lab.device()``, uses bf16
 autocast on CUDA, shows a progress bar, records a history for plotting and caches the
-trained parameters under ``pgm_lab.cache_dir()/checkpoints``, keyed by the model's
-configuration, the data, the profile and the training settings: re-running a lecture
-cell loads in seconds instead of training again.
+trained parameters under ``pgm_lab.cache_dir()/checkpoints``, keyed by everything that
+determines them (see :func:`cache_key`): re-running a lecture cell loads in seconds instead
+of training again, and an edit of the model's code retrains.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -22,17 +24,20 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType, FunctionType
 from typing import Any
 
 import torch
 
-from .config import cache_dir
+from .config import cache_dir, warn_cache_unwritable
 from .config import device as default_device
 from .config import profile as active_profile
 
 #: training steps when neither ``steps`` nor ``model.default_steps`` says otherwise
 DEFAULT_STEPS = {"smoke": 20, "quick": 2000, "full": 10000}
-_CACHE_FORMAT = 1
+#: bump when the checkpoint layout or the cache key changes (2: code, initial weights, torch,
+#: the random state training leaves)
+_CACHE_FORMAT = 2
 
 
 class TrainingDiverged(RuntimeError):
@@ -91,11 +96,186 @@ def _fingerprint(t: torch.Tensor | None) -> str:
     return hashlib.sha256(arr.tobytes() + str(arr.shape).encode() + str(arr.dtype).encode()).hexdigest()[:16]
 
 
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _code_text(code: CodeType) -> str:
+    """Byte code, constants (nested functions recursively) and names of ``code``: what it does."""
+    consts = [_code_text(c) if isinstance(c, CodeType) else repr(c) for c in code.co_consts]
+    return f"{code.co_code.hex()}|{consts}|{code.co_names}|{code.co_varnames}|{code.co_freevars}"
+
+
+_CONSTANTS = (int, float, complex, str, bytes, bool, type(None), range, frozenset)
+
+
+def _value_text(value) -> str:
+    """A stable description of a default or closure value: constants by value, tensors by
+    content, code by code; anything else (a list the function appends to, an open file) by
+    its type only, since its state may change while training runs."""
+    if torch.is_tensor(value):
+        return _fingerprint(value)
+    if isinstance(value, tuple):
+        return f"({', '.join(_value_text(v) for v in value)})"
+    if isinstance(value, _CONSTANTS):
+        return repr(value)
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    if callable(value):
+        return callable_fingerprint(value)
+    return type(value).__qualname__
+
+
+def callable_fingerprint(fn) -> str:
+    """Hash of what ``fn`` computes: its code, defaults and closure values, not its name.
+
+    Used for ``fit``'s ``transform``: two functions of the same name but different bodies, or
+    one factory's closures over different constants, get different fingerprints.
+    """
+    if id(fn) in _VISITING:  # a recursive function reaches itself through its closure
+        return "recursive"
+    _VISITING.add(id(fn))
+    try:
+        return _callable_text(fn)
+    finally:
+        _VISITING.discard(id(fn))
+
+
+_VISITING: set[int] = set()
+
+
+def _callable_text(fn) -> str:
+    if isinstance(fn, functools.partial):
+        parts = [
+            callable_fingerprint(fn.func),
+            _value_text(fn.args),
+            _value_text(tuple(sorted(fn.keywords.items()))),
+        ]
+    elif isinstance(fn, FunctionType):
+        cells = [_value_text(c.cell_contents) for c in (fn.__closure__ or ()) if _cell_filled(c)]
+        parts = [
+            _code_text(fn.__code__),
+            _value_text(fn.__defaults__),
+            _value_text(tuple(sorted((fn.__kwdefaults__ or {}).items()))),
+            *cells,
+        ]
+        if (fn.__module__ or "").startswith("pgm_lab"):  # the helpers it calls live there
+            parts.append(_module_source(fn.__module__))
+    elif inspect.ismethod(fn):
+        parts = [callable_fingerprint(fn.__func__), class_fingerprint(type(fn.__self__))]
+    else:  # a callable object: its class's code and its attributes
+        parts = [
+            class_fingerprint(type(fn)),
+            _value_text(tuple(sorted(vars(fn).items())) if hasattr(fn, "__dict__") else ()),
+        ]
+    return _sha("|".join(parts))
+
+
+def _cell_filled(cell) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # an empty closure cell
+        return False
+    return True
+
+
+def class_fingerprint(cls: type) -> str:
+    """Hash of the code of every attribute that ``cls`` defines itself (methods, properties, constants).
+
+    It reads the live objects (byte code, constants, defaults), so a patched or reloaded
+    method changes it even where ``inspect.getsource`` would still read the old file.
+    """
+    parts = []
+    for name, attr in sorted(vars(cls).items()):
+        if name in (
+            "__dict__",
+            "__weakref__",
+            "__doc__",
+            "__module__",
+            "__firstlineno__",
+            "__static_attributes__",
+        ):
+            continue
+        fn = attr.__func__ if isinstance(attr, (staticmethod, classmethod)) else attr
+        if isinstance(fn, property):
+            parts += [
+                f"{name}.{p}={callable_fingerprint(f)}"
+                for p, f in zip("gsd", (fn.fget, fn.fset, fn.fdel))
+                if f
+            ]
+        elif isinstance(fn, FunctionType):
+            parts.append(f"{name}={callable_fingerprint(fn)}")
+        elif isinstance(fn, type):
+            parts.append(f"{name}={class_fingerprint(fn)}")
+        elif isinstance(fn, (dict, list, set)) and " at 0x" not in repr(fn):  # a table of settings
+            parts.append(f"{name}={fn!r}")
+        else:
+            parts.append(f"{name}={_value_text(fn)}")
+    return _sha(f"{cls.__qualname__}|{'|'.join(parts)}")
+
+
+def _module_source(name: str) -> str:
+    """Hash of the source file of module ``name`` ("" when it has none, e.g. a notebook)."""
+    module = sys.modules.get(name)
+    try:
+        return _sha(Path(inspect.getsourcefile(module)).read_text(encoding="utf-8"))
+    except (TypeError, OSError):
+        return ""
+
+
+def _pgm_lab_imports(name: str) -> set[str]:
+    """The ``pgm_lab`` modules whose functions, classes or selves module ``name`` imported
+    (a loss in ``pgm_lab.metrics`` that a model's ``loss`` calls, say)."""
+    module = sys.modules.get(name)
+    found = set()
+    for value in vars(module).values() if module is not None else ():
+        owner = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        if isinstance(owner, str) and owner.startswith("pgm_lab") and owner in sys.modules:
+            found.add(owner)
+    return found
+
+
+def code_fingerprint(model) -> dict[str, str]:
+    """Code that determines what training produces: one hash per class and per module.
+
+    Covers the class of the model and of each of its sub-modules, their base classes up to
+    ``object`` (torch's own classes are covered by ``torch.__version__`` instead), the
+    source files of the ``pgm_lab`` modules they live in and of this training loop, and of
+    the ``pgm_lab`` modules those import from.
+    """
+    classes = {cls for m in model.modules() for cls in type(m).__mro__}
+    classes |= set(type(model).__mro__)
+    ours = [c for c in classes if not c.__module__.startswith(("torch", "builtins"))]
+    modules = {c.__module__ for c in ours if c.__module__.startswith("pgm_lab")} | {__name__}
+    modules |= {dep for m in modules for dep in _pgm_lab_imports(m)}
+    out = {f"class {c.__module__}.{c.__qualname__}": class_fingerprint(c) for c in ours}
+    out.update({f"module {m}": _module_source(m) for m in modules})
+    return out
+
+
+def weights_fingerprint(model) -> str:
+    """Hash of every parameter and buffer (the initial weights, when called before training)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(_fingerprint(t).encode())
+    return h.hexdigest()[:16]
+
+
 def cache_key(model, x, y, settings: dict[str, Any]) -> str:
-    """Hash of everything that determines the trained parameters."""
+    """Hash of everything that determines the trained parameters.
+
+    The model's configuration, its code (:func:`code_fingerprint`: an edit of any method of
+    the model, of its base classes or of their ``pgm_lab`` modules retrains), its initial
+    weights, the data, the training settings (profile, steps, lr, ``transform`` by its code)
+    and the torch version. Computed before training, so ``model`` holds its initial weights.
+    """
     payload = {
         "format": _CACHE_FORMAT,
         "config": model.config,
+        "code": code_fingerprint(model),
+        "init": weights_fingerprint(model),
+        "torch": torch.__version__,
         "x": _fingerprint(x),
         "y": _fingerprint(y),
         **settings,
@@ -181,10 +361,10 @@ def fit(
         **({"lr_schedule": lr_schedule} if lr_schedule is not None else {}),
         "seed": seed,
         "snapshot_every": snapshot_every if snapshot is not None else None,
-        "transform": getattr(transform, "__qualname__", None) if transform is not None else None,
+        "transform": callable_fingerprint(transform) if transform is not None else None,
     }
     key = cache_key(model, x, y_for_model, settings)
-    path = cache_dir() / "checkpoints" / f"{type(model).__name__}-{key}.pt"
+    path = cache_dir() / "checkpoints" / f"{type(model).__name__}-{prof.name}-{key}.pt"
     model.to(dev)
 
     if cache and path.exists():
@@ -259,7 +439,11 @@ def fit(
     history.seconds = time.perf_counter() - start
     history.path = path if cache else None
     if cache:
-        _save(model, history, path)
+        try:
+            _save(model, history, path)
+        except OSError as exc:  # a read-only cache: the lecture goes on, training instead of loading
+            warn_cache_unwritable(path.parent.parent, exc)
+            history.path = None
     model.eval()
     return history
 
@@ -274,11 +458,30 @@ def _to_cpu(obj):
     return obj
 
 
+def _rng_state() -> dict[str, Any]:
+    """torch's global random state (CPU and each GPU) as training leaves it."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    """Leave torch's global random state as training would have: a loading cell and a training
+    cell then build the same initial weights for the next model (part of its cache key)."""
+    torch.set_rng_state(state["cpu"].cpu())
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([c.cpu() for c in cuda])
+
+
 def _save(model, history: History, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"format": _CACHE_FORMAT, "state_dict": state, "history": history.state()}, tmp)
+    blob = {"format": _CACHE_FORMAT, "state_dict": state, "history": history.state(), "rng": _rng_state()}
+    try:
+        torch.save(blob, tmp)
+    except RuntimeError as exc:  # torch reports a failed open as RuntimeError
+        raise OSError(str(exc)) from exc
     os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint
 
 
@@ -287,6 +490,7 @@ def _load(model, path: Path, dev) -> History | None:
         blob = torch.load(path, map_location=dev, weights_only=False)
         model.load_state_dict(blob["state_dict"])
         h = blob["history"]
+        _set_rng_state(blob["rng"])
     except Exception as exc:  # corrupt or stale checkpoint: retrain instead of crashing
         warnings.warn(
             f"ignoring unreadable checkpoint {path.name} ({type(exc).__name__}: {exc}); retraining",
@@ -311,6 +515,10 @@ __all__ = [
     "TrainingDiverged",
     "as_tensors",
     "cache_key",
+    "callable_fingerprint",
+    "class_fingerprint",
+    "code_fingerprint",
     "count_parameters",
     "fit",
+    "weights_fingerprint",
 ]

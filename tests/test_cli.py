@@ -24,3 +24,14 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "pgm-lab"
     result = subprocess.run([str(script), "info"], capture_output=True, text=True, check=True)
     assert "pgm_lab" in result.stdout
+
+
+def test_lecture_commands_are_wired(capsys, monkeypatch, tmp_path):
+    """warm, lab, slides-metadata and slides exist; info reports an empty cache as such."""
+    parser = cli.build_parser()
+    for argv in (["warm", "07", "--profile", "smoke"], ["lab", "--port", "8890"], ["slides-metadata", "x"]):
+        assert parser.parse_args(argv).func.__name__.lstrip("_").replace("_", "-") == argv[0]
+    assert parser.parse_args(["slides", "--out", "d", "a.ipynb"]).out == "d"
+    monkeypatch.setenv("PGM_LAB_CACHE", str(tmp_path))
+    assert cli.main(["info"]) == 0
+    assert "cached" in capsys.readouterr().out

@@ -224,3 +224,156 @@ def test_cosine_schedule(cache):
     assert not const.loaded and set(const["lr"]) == {0.1}
     with pytest.raises(ValueError, match="lr_schedule"):
         fit(PixelBernoulli(), x, steps=5, lr_schedule="step", progress=False)
+
+
+# -- the cache key: code, initial weights, transform, torch version (issue 15.4) ----------------
+MODEL_SOURCE = """
+import torch
+from torch import nn
+from pgm_lab.models.base import GenerativeModel
+
+
+def scale():
+    return {scale}
+
+
+class Tiny(GenerativeModel):
+    def __init__(self, image_shape=(1, 4, 4), n_classes=None):
+        super().__init__(image_shape, n_classes)
+        self.logits = nn.Parameter(torch.zeros(image_shape))
+
+    def loss(self, x, y=None):
+        nll = nn.functional.binary_cross_entropy_with_logits(
+            self.logits.expand_as(x) * scale(), x, reduction="none"
+        ).sum((1, 2, 3))
+        return nll.mean(), {{"nll": float(nll.detach().mean())}}
+
+    def sample(self, n, labels=None):
+        return torch.bernoulli(torch.sigmoid(self.logits).expand(n, *self.image_shape){extra})
+"""
+
+
+def _import_model(tmp_path, name, *, scale="1.0", extra=""):
+    """Write the module ``name`` (under the ``pgm_lab`` namespace, so it counts as pgm_lab code)
+    and import it afresh, as a lecturer's edit and kernel restart would."""
+    import importlib.util
+    import sys
+
+    path = tmp_path / f"{name.rsplit('.', 1)[-1]}.py"
+    path.write_text(MODEL_SOURCE.format(scale=scale, extra=extra))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _key(model, x=None, **settings):
+    from pgm_lab.train import cache_key
+
+    return cache_key(model, _data() if x is None else x, None, {"steps": 5, **settings})
+
+
+def test_cache_key_same_model_same_key_and_init_matters():
+    torch.manual_seed(0)
+    a = torch.nn.Linear(3, 2)
+    assert _key(PixelBernoulli()) == _key(PixelBernoulli())  # zeros: the same initial weights
+    m = PixelBernoulli()
+    with torch.no_grad():
+        m.logits[0, 0, 0] = 1e-6  # one weight, barely different
+    assert _key(m) != _key(PixelBernoulli())
+    del a
+
+
+def test_cache_key_follows_an_edit_of_any_method(tmp_path, monkeypatch):
+    name = "pgm_lab._test_edited_model"
+    monkeypatch.delitem(__import__("sys").modules, name, raising=False)
+    base = _key(_import_model(tmp_path, name).Tiny())
+    assert _key(_import_model(tmp_path, name).Tiny()) == base  # re-imported unchanged: same key
+    # sample() is never called in training, and still: its edit retrains
+    assert _key(_import_model(tmp_path, name, extra=" * 1").Tiny()) != base
+    # a module-level helper the method calls (the method's own byte code is unchanged)
+    assert _key(_import_model(tmp_path, name, scale="2.0").Tiny()) != base
+    # a patched method of a pgm_lab base class, as an edit in pgm_lab/models/base.py would be
+    tiny = _import_model(tmp_path, name).Tiny()
+    assert _key(tiny) == base
+    monkeypatch.setattr(GenerativeModel, "check_images", lambda self, x: x)
+    assert _key(tiny) != base
+    monkeypatch.undo()
+    # a submodule's class counts too
+    tiny.extra = nn.Sequential(nn.Identity())
+    with_sub = _key(tiny)
+    monkeypatch.setattr(nn.Identity, "forward", lambda self, x: x + 0)
+    assert _key(tiny) == with_sub  # torch's own classes: covered by torch.__version__ instead
+    monkeypatch.setattr(torch, "__version__", "0.0.0")
+    assert _key(tiny) != with_sub
+
+
+def test_transform_enters_the_key_by_its_code_not_its_name(cache):
+    from pgm_lab.train import callable_fingerprint
+
+    def make(threshold):
+        def binarize(x, gen):
+            return (x > threshold).float()
+
+        return binarize
+
+    def flip(x, gen):
+        return 1 - x
+
+    flip_a = flip
+
+    def flip(x, gen):  # same name, another body
+        return x.flip(-1)
+
+    assert callable_fingerprint(make(0.5)) == callable_fingerprint(make(0.5))
+    assert callable_fingerprint(make(0.5)) != callable_fingerprint(make(0.4))
+    assert callable_fingerprint(flip_a) != callable_fingerprint(flip)
+    x = _data()
+    assert not fit(PixelBernoulli(), x, steps=3, transform=flip_a, progress=False).loaded
+    assert not fit(PixelBernoulli(), x, steps=3, transform=flip, progress=False).loaded
+    assert fit(PixelBernoulli(), x, steps=3, transform=flip_a, progress=False).loaded
+
+
+def test_unwritable_cache_trains_without_caching(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PGM_LAB_CACHE", str(blocker / "cache"))  # unwritable, even for root
+    monkeypatch.setenv("PGM_LAB_DEVICE", "cpu")
+    x = _data()
+    m = PixelBernoulli()
+    with pytest.warns(UserWarning, match=r"a-file/cache is not writable.*not cached.*PGM_LAB_CACHE"):
+        h = fit(m, x, steps=40, lr=0.05, progress=False)
+    assert not h.loaded and h.path is None and m.calls == 40 and h["nll"][-1] < h["nll"][0]
+    assert blocker.read_text() == "not a folder"
+
+
+def test_code_fingerprint_covers_the_modules_a_model_depends_on():
+    from pgm_lab.models import VAE
+    from pgm_lab.train import code_fingerprint
+
+    torch.manual_seed(0)
+    parts = code_fingerprint(VAE((1, 8, 8)))
+    # its class, its base class, the training loop and the module its losses come from
+    for module in ("pgm_lab.models.vae", "pgm_lab.models.base", "pgm_lab.train", "pgm_lab.metrics"):
+        assert parts[f"module {module}"], module
+    assert "class pgm_lab.models.vae.VAE" in parts and "class pgm_lab.models.base.GenerativeModel" in parts
+    assert not any("torch.nn" in k for k in parts)
+
+
+def test_loading_leaves_the_random_state_as_training_does(cache):
+    """A cell after a training cell draws the same numbers (and builds the same initial weights,
+    part of the next model's key) whether the training cell trained or loaded."""
+
+    class Noisy(PixelBernoulli):
+        def loss(self, x, y=None):
+            loss, logs = super().loss(x, y)
+            return loss + 0 * torch.rand(()), logs  # training draws from the global generator
+
+    x = _data()
+    torch.manual_seed(5)
+    assert not fit(Noisy(), x, steps=30, lr=0.05, progress=False).loaded
+    after_training = torch.rand(4)
+    torch.manual_seed(5)
+    assert fit(Noisy(), x, steps=30, lr=0.05, progress=False).loaded
+    assert torch.equal(torch.rand(4), after_training)

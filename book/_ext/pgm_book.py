@@ -19,6 +19,8 @@
   version (solution regions replaced as ``pgm-lab release`` does). In both, hidden-check
   cells never reach a page, and the ``.ipynb`` download serves the notebook without hidden
   checks (reader) or the released student copy (course).
+- Each chapter's page links to its reveal.js deck in ``_slides/`` (``make slides`` copies
+  the decks there; until then a placeholder page says how to build them).
 """
 
 from __future__ import annotations
@@ -130,6 +132,37 @@ def _rewrite_downloads(app, exception) -> None:
         download_copy(path, app.config.pgm_edition)
 
 
+SLIDES_DIR = "_slides"  # filled by `make slides`; a placeholder until then keeps every link alive
+PLACEHOLDER = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Slides not built yet</title></head>
+<body><p>The slides of this chapter are not built yet: run <code>make slides</code> after
+<code>make book</code> (see the instructor guide, lecture mode).</p>
+<p><a href="../{page}">Back to the chapter</a></p></body></html>
+"""
+
+
+def _slides_link(app, pagename, templatename, context, doctree) -> None:
+    """A link from each chapter's page to its reveal.js deck (``make slides``, pgm_lab.slides)."""
+    if not pagename.startswith("chapters/") or "body" not in context:
+        return
+    href = context["pathto"](f"{SLIDES_DIR}/{pagename.split('/', 1)[1]}.html", 1)
+    context["body"] = (
+        f'<p class="pgm-slides-link"><a class="reference external" href="{href}">'
+        "Present this chapter as slides</a> (reveal.js, offline)</p>\n" + context["body"]
+    )
+
+
+def _slide_placeholders(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    for doc in sorted(d for d in app.env.found_docs if d.startswith("chapters/")):
+        name = doc.split("/", 1)[1]
+        deck = Path(app.outdir, SLIDES_DIR, f"{name}.html")
+        if not deck.exists():
+            deck.parent.mkdir(parents=True, exist_ok=True)
+            deck.write_text(PLACEHOLDER.format(page=f"{doc}.html"), encoding="utf-8")
+
+
 def setup(app):
     app.setup_extension("slide_map")  # the slide map page (book/_ext/slide_map.py)
     app.add_config_value("pgm_edition", os.environ.get("PGM_LAB_EDITION", "reader"), "env")
@@ -140,5 +173,7 @@ def setup(app):
     app.connect("env-get-outdated", _always_read)
     app.add_role("chapter", ChapterRole())
     app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.connect("html-page-context", _slides_link)
+    app.connect("build-finished", _slide_placeholders)
     app.setup_extension("exec_guard")  # a failed chapter execution fails the build
     return {"parallel_read_safe": True, "parallel_write_safe": True}
