@@ -30,7 +30,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip>=24"
-	$(PIP) install --quiet -c constraints.txt -e '.[book,dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[book,dev,grade]'
 	@touch $@
 
 browser:

@@ -35,3 +35,18 @@ def test_lecture_commands_are_wired(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("PGM_LAB_CACHE", str(tmp_path))
     assert cli.main(["info"]) == 0
     assert "cached" in capsys.readouterr().out
+
+
+def test_grading_without_the_grade_extra_says_what_to_install(capsys, monkeypatch, tmp_path):
+    import importlib.util
+
+    from pgm_lab.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "nbval" else real(name, *a)
+    )
+    rc = main(["grade", "--key", "chapters/01_factorization.ipynb", "x.ipynb", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nbval" in err and "pgm-lab[grade]" in err
+    assert not any(tmp_path.iterdir())  # nothing graded, nothing written

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
-import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def test_environment_yml_matches_pyproject():
     deps = env["dependencies"]
     python = next(d for d in deps if isinstance(d, str) and d.startswith("python="))
     major_minor = tuple(int(x) for x in python.split("=")[1].split(".")[:2])
-    assert major_minor >= (3, 10), "environment.yml's python must satisfy requires-python"
+    assert major_minor >= (3, 11), "environment.yml's python must satisfy requires-python"
     pip_section = next(d["pip"] for d in deps if isinstance(d, dict))
     assert pins(pip_section) == project_pins()
     assert "--constraint constraints.txt" in pip_section

@@ -106,7 +106,24 @@ def check_release(
     return problems
 
 
+#: what ``pgm-lab grade`` and ``release --check`` import (the ``grade`` extra of pyproject.toml)
+GRADE_EXTRA = ("nbval", "pytest", "psutil")
+
+
+def require_grade_extra() -> None:
+    """Raise a clear ValueError when the ``grade`` extra is not installed."""
+    import importlib.util
+
+    missing = [m for m in GRADE_EXTRA if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(
+            f"grading needs {', '.join(missing)}: install the grade extra, pip install 'pgm-lab[grade]'"
+        )
+
+
 def _release_cmd(args) -> int:
+    if args.check:
+        require_grade_extra()
     chapters = args.chapters or default_chapters()
     written = release(chapters, args.out)
     failed = False
@@ -130,6 +147,7 @@ def _release_cmd(args) -> int:
 
 
 def _grade_cmd(args) -> int:
+    require_grade_extra()
     try:
         book = _grade_from_args(args)
     except (SandboxError, KeyRunError) as exc:
