@@ -347,43 +347,58 @@ def _arrows(g: nx.Graph, path: list) -> str:
 
 
 def _judge(g: nx.Graph, path: list, z: frozenset, desc: dict) -> Trail:
+    """Judge each inner node of the trail ``path`` given the observed set ``z`` (chapter 02)."""
     kinds, blocks, notes = [], [], []
     for prev, n, nxt in zip(path, path[1:], path[2:]):
-        name = n if isinstance(n, str) else repr(n)
-        if not g.is_directed():
-            kinds.append("undirected")
-            if n in z:
-                blocks.append(n)
-                notes.append(f"{name} is observed")
-            continue
-        into_from_prev = g.has_edge(prev, n)
-        into_from_next = g.has_edge(nxt, n)
-        if into_from_prev and into_from_next:
-            kinds.append(HEAD_TO_HEAD)
-            if n not in desc:
-                desc[n] = nx.descendants(g, n)
-            seen = ({n} | desc[n]) & z
-            if not seen:
-                blocks.append(n)
-                notes.append(f"{name} is head-to-head and neither it nor a descendant is observed")
-            else:
-                who = ", ".join(sorted(map(str, seen)))
-                notes.append(f"{name} is head-to-head with {who} observed (open)")
-        else:
-            kind = TAIL_TO_TAIL if not into_from_prev and not into_from_next else HEAD_TO_TAIL
-            kinds.append(kind)
-            if n in z:
-                blocks.append(n)
-                notes.append(f"{name} is {kind} and observed")
-            else:
-                notes.append(f"{name} is {kind} and unobserved (open)")
+        kind, blocked, note = _judge_node(g, prev, n, nxt, z, desc)
+        kinds.append(kind)
+        if blocked:
+            blocks.append(n)
+        if note is not None:
+            notes.append(note)
+    return Trail(
+        tuple(path), _arrows(g, path), tuple(kinds), not blocks, tuple(blocks), _trail_reason(blocks, notes)
+    )
+
+
+def _judge_node(g: nx.Graph, prev, n, nxt, z: frozenset, desc: dict) -> tuple[str, bool, str | None]:
+    """The connection at ``n`` between ``prev`` and ``nxt``, whether it blocks, and why.
+
+    In a Markov network an observed node blocks. In a Bayesian network a tail-to-tail or
+    head-to-tail node blocks when observed; a head-to-head node blocks unless it or one of
+    its descendants (cached in ``desc``) is observed.
+    """
+    name = n if isinstance(n, str) else repr(n)
+    if not g.is_directed():
+        return "undirected", n in z, f"{name} is observed" if n in z else None
+    into_from_prev = g.has_edge(prev, n)
+    into_from_next = g.has_edge(nxt, n)
+    if into_from_prev and into_from_next:
+        return _judge_head_to_head(g, n, name, z, desc)
+    kind = TAIL_TO_TAIL if not into_from_prev and not into_from_next else HEAD_TO_TAIL
+    if n in z:
+        return kind, True, f"{name} is {kind} and observed"
+    return kind, False, f"{name} is {kind} and unobserved (open)"
+
+
+def _judge_head_to_head(g: nx.Graph, n, name: str, z: frozenset, desc: dict) -> tuple[str, bool, str]:
+    """A head-to-head node ``n`` is open when ``n`` or one of its descendants is in ``z``."""
+    if n not in desc:
+        desc[n] = nx.descendants(g, n)
+    seen = ({n} | desc[n]) & z
+    if not seen:
+        return HEAD_TO_HEAD, True, f"{name} is head-to-head and neither it nor a descendant is observed"
+    who = ", ".join(sorted(map(str, seen)))
+    return HEAD_TO_HEAD, False, f"{name} is head-to-head with {who} observed (open)"
+
+
+def _trail_reason(blocks: list, notes: list[str]) -> str:
+    """The trail's verdict in words: the blocking nodes, or every node found open."""
     if blocks:
-        reason = "blocked: " + "; ".join(s for s in notes if "(open)" not in s)
-    elif notes:
-        reason = "active: " + "; ".join(notes)
-    else:
-        reason = "active: a direct edge cannot be blocked"
-    return Trail(tuple(path), _arrows(g, path), tuple(kinds), not blocks, tuple(blocks), reason)
+        return "blocked: " + "; ".join(s for s in notes if "(open)" not in s)
+    if notes:
+        return "active: " + "; ".join(notes)
+    return "active: a direct edge cannot be blocked"
 
 
 def active_trails(graph, x, y, zs=(), *, max_trails: int = 10_000) -> list[Trail]:

@@ -220,72 +220,99 @@ def icm(
     if not isinstance(max_sweeps, (int, np.integer)) or max_sweeps < 0:
         raise ValueError(f"max_sweeps must be a non-negative integer, got {max_sweeps!r}")
     x = y.copy() if x0 is None else _pair(x0, y)[0].copy()
+    sweeper = _ICM_SWEEPERS[method](x, y, h, beta, eta)
     energies = [energy(x, y, h=h, beta=beta, eta=eta)]
     changes: list[int] = []
     converged = False
     seconds = 0.0
-    if method == "loop":
-        xs, ys = x.tolist(), y.tolist()
+    for _ in range(max_sweeps):
+        t0 = time.perf_counter()
+        changed = sweeper.sweep()
+        seconds += time.perf_counter() - t0
+        changes.append(changed)
+        energies.append(energy(sweeper.image(), y, h=h, beta=beta, eta=eta))
+        if changed == 0:
+            converged = True
+            break
+    return ICMResult(sweeper.image(), energies, changes, len(changes), converged, seconds)
+
+
+class _LoopICM:
+    """The slide's ICM: visit the pixels one at a time in raster order (pure Python lists)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, h: float, beta: float, eta: float):
+        self.xs, self.ys = x.tolist(), y.tolist()
+        self.h, self.beta, self.eta = h, beta, eta
+
+    def image(self) -> np.ndarray:
+        """The current x as an ``int8`` array (a copy)."""
+        return np.asarray(self.xs, dtype=np.int8)
+
+    def sweep(self) -> int:
+        """One raster sweep; returns how many pixels changed."""
+        xs, ys, h, beta, eta = self.xs, self.ys, self.h, self.beta, self.eta
+        H, W = len(xs), len(xs[0])
+        changed = 0
+        for r in range(H):
+            row, yrow = xs[r], ys[r]
+            up = xs[r - 1] if r > 0 else None
+            down = xs[r + 1] if r < H - 1 else None
+            for c in range(W):
+                nb = 0  # Σ_{j∈η(i)} x_j, missing neighbours count 0
+                if up is not None:
+                    nb += up[c]
+                if down is not None:
+                    nb += down[c]
+                if c > 0:
+                    nb += row[c - 1]
+                if c < W - 1:
+                    nb += row[c + 1]
+                # the energy terms that involve x_j, for x_j = +1 and x_j = -1
+                e_plus = h - beta * nb - eta * yrow[c]
+                e_minus = -e_plus
+                new = 1 if e_plus < e_minus else (-1 if e_minus < e_plus else row[c])
+                if new != row[c]:
+                    row[c] = new
+                    changed += 1
+        return changed
+
+
+class _CheckerboardICM:
+    """ICM on all pixels of one checkerboard colour at once, then the other (numpy).
+
+    Same-coloured pixels are not neighbours, so this is the loop's rule; the thresholds of
+    :func:`_icm_thresholds` make exactly the loop's choice for each neighbour sum.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, h: float, beta: float, eta: float):
         H, W = y.shape
-        for _ in range(max_sweeps):
-            t0 = time.perf_counter()
-            changed = 0
-            for r in range(H):
-                row, yrow = xs[r], ys[r]
-                up = xs[r - 1] if r > 0 else None
-                down = xs[r + 1] if r < H - 1 else None
-                for c in range(W):
-                    nb = 0
-                    if up is not None:
-                        nb += up[c]
-                    if down is not None:
-                        nb += down[c]
-                    if c > 0:
-                        nb += row[c - 1]
-                    if c < W - 1:
-                        nb += row[c + 1]
-                    # the energy terms that involve x_j, for x_j = +1 and x_j = -1
-                    e_plus = h - beta * nb - eta * yrow[c]
-                    e_minus = -e_plus
-                    new = 1 if e_plus < e_minus else (-1 if e_minus < e_plus else row[c])
-                    if new != row[c]:
-                        row[c] = new
-                        changed += 1
-            seconds += time.perf_counter() - t0
-            changes.append(changed)
-            x = np.asarray(xs, dtype=np.int8)
-            energies.append(energy(x, y, h=h, beta=beta, eta=eta))
-            if changed == 0:
-                converged = True
-                break
-    else:
-        H, W = y.shape
-        hi, lo = _icm_thresholds(y, h, beta, eta)
+        self.hi, self.lo = _icm_thresholds(y, h, beta, eta)
         black = ((np.add.outer(np.arange(H), np.arange(W)) % 2) == 0).view(np.int8)
-        masks = (black, 1 - black)
-        P = np.zeros((H + 2, W + 2), np.int8)  # x with a border of zeros: missing neighbours
-        P[1:-1, 1:-1] = x
-        X = P[1:-1, 1:-1]  # a view: updating X updates P
-        nb = np.empty((H, W), np.int8)
-        for _ in range(max_sweeps):
-            t0 = time.perf_counter()
-            before = X.copy()
-            for mask in masks:
-                np.add(P[:-2, 1:-1], P[2:, 1:-1], out=nb)
-                nb += P[1:-1, :-2]
-                nb += P[1:-1, 2:]
-                # the new value, or 0 where both states have the same energy (keep x_j)
-                d = (nb >= hi).view(np.int8) - (nb <= lo).view(np.int8)
-                X += mask * (d != 0).view(np.int8) * (d - X)
-            changed = int(np.count_nonzero(X != before))
-            seconds += time.perf_counter() - t0
-            changes.append(changed)
-            energies.append(energy(X, y, h=h, beta=beta, eta=eta))
-            if changed == 0:
-                converged = True
-                break
-        x = X.copy()
-    return ICMResult(x, energies, changes, len(changes), converged, seconds)
+        self.masks = (black, 1 - black)
+        self.P = np.zeros((H + 2, W + 2), np.int8)  # x with a border of zeros: missing neighbours
+        self.P[1:-1, 1:-1] = x
+        self.X = self.P[1:-1, 1:-1]  # a view: updating X updates P
+        self.nb = np.empty((H, W), np.int8)
+
+    def image(self) -> np.ndarray:
+        """The current x (a copy)."""
+        return self.X.copy()
+
+    def sweep(self) -> int:
+        """Update the black pixels, then the white ones; returns how many pixels changed."""
+        P, X, nb = self.P, self.X, self.nb
+        before = X.copy()
+        for mask in self.masks:
+            np.add(P[:-2, 1:-1], P[2:, 1:-1], out=nb)
+            nb += P[1:-1, :-2]
+            nb += P[1:-1, 2:]
+            # the new value, or 0 where both states have the same energy (keep x_j)
+            d = (nb >= self.hi).view(np.int8) - (nb <= self.lo).view(np.int8)
+            X += mask * (d != 0).view(np.int8) * (d - X)
+        return int(np.count_nonzero(X != before))
+
+
+_ICM_SWEEPERS = {"loop": _LoopICM, "checkerboard": _CheckerboardICM}
 
 
 def _icm_thresholds(y: np.ndarray, h: float, beta: float, eta: float) -> tuple[np.ndarray, np.ndarray]:

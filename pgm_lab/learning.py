@@ -101,30 +101,46 @@ def sample_array(samples, cards: Mapping) -> np.ndarray:
     names = list(cards)
     if hasattr(samples, "columns") and hasattr(samples, "to_numpy"):  # a pandas DataFrame
         samples = {c: samples[c].to_numpy() for c in samples.columns}
-    if isinstance(samples, Mapping):
-        missing = [v for v in names if v not in samples]
-        unknown = [c for c in samples if c not in cards]
-        if missing:
-            raise ValueError(f"the samples have no column for the nodes {missing!r}")
-        if unknown:
-            raise ValueError(f"the samples have columns {unknown!r} that are not nodes of cards")
-        cols = [np.asarray(samples[v]) for v in names]
-        for v, col in zip(names, cols):
-            if col.ndim != 1:
-                raise ValueError(f"the samples of {v!r} must be a 1-D array, got shape {col.shape}")
-        lengths = {len(c) for c in cols}
-        if len(lengths) > 1:
-            raise ValueError(f"the columns have different lengths {sorted(lengths)}")
-        array = np.column_stack(cols) if cols[0].size else np.empty((0, len(names)))
-    else:
-        array = np.asarray(samples)
-        if array.ndim != 2 or array.shape[1] != len(names):
-            raise ValueError(
-                f"samples must have shape (N, {len(names)}): one column per node of cards "
-                f"{names!r}; got shape {array.shape}"
-            )
+    array = _columns_array(samples, cards) if isinstance(samples, Mapping) else _matrix_array(samples, names)
     if array.shape[0] == 0:
         raise ValueError("the sample is empty: learning needs at least one sample (N >= 1)")
+    array = _integer_states(array, names)
+    _check_state_range(array, cards)
+    return array
+
+
+def _columns_array(samples: Mapping, cards: dict) -> np.ndarray:
+    """Stack a dict of 1-D columns, one per node of ``cards`` and in its order, into (N, M)."""
+    names = list(cards)
+    missing = [v for v in names if v not in samples]
+    unknown = [c for c in samples if c not in cards]
+    if missing:
+        raise ValueError(f"the samples have no column for the nodes {missing!r}")
+    if unknown:
+        raise ValueError(f"the samples have columns {unknown!r} that are not nodes of cards")
+    cols = [np.asarray(samples[v]) for v in names]
+    for v, col in zip(names, cols):
+        if col.ndim != 1:
+            raise ValueError(f"the samples of {v!r} must be a 1-D array, got shape {col.shape}")
+    lengths = {len(c) for c in cols}
+    if len(lengths) > 1:
+        raise ValueError(f"the columns have different lengths {sorted(lengths)}")
+    return np.column_stack(cols) if cols[0].size else np.empty((0, len(names)))
+
+
+def _matrix_array(samples, names: list) -> np.ndarray:
+    """An (N, M) array-like with one column per node in ``names``."""
+    array = np.asarray(samples)
+    if array.ndim != 2 or array.shape[1] != len(names):
+        raise ValueError(
+            f"samples must have shape (N, {len(names)}): one column per node of cards "
+            f"{names!r}; got shape {array.shape}"
+        )
+    return array
+
+
+def _integer_states(array: np.ndarray, names: list) -> np.ndarray:
+    """``array`` as int64 when every value is a whole number (floats such as 1.0 are fine)."""
     if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"states must be integers 0..K-1, got values of dtype {array.dtype}")
     if not np.issubdtype(array.dtype, np.integer):
@@ -136,7 +152,12 @@ def sample_array(samples, cards: Mapping) -> np.ndarray:
             raise ValueError(
                 f"states must be integers: node {names[col]!r} has {array[row, col]!r} in row {row}"
             )
-    array = array.astype(np.int64)
+    return array.astype(np.int64)
+
+
+def _check_state_range(array: np.ndarray, cards: dict) -> None:
+    """Every state x of node i lies in 0..K_i−1; the error names the first bad node and row."""
+    names = list(cards)
     k = np.array([cards[v] for v in names])
     bad = (array < 0) | (array >= k)
     if bad.any():
@@ -145,7 +166,6 @@ def sample_array(samples, cards: Mapping) -> np.ndarray:
             f"node {names[col]!r} has state {array[row, col]} in row {row}, outside 0..{k[col] - 1}"
             f" ({int(bad[:, col].sum())} such rows)"
         )
-    return array
 
 
 def family_counts(edges: Iterable, cards: Mapping, samples) -> dict:

@@ -53,6 +53,17 @@ def test_exact_values_sets_dicts_and_errors():
     assert hidden.encode(object())["__unsupported__"] == "object"
 
 
+def test_a_ragged_object_array_earns_nothing_and_breaks_nothing():
+    """A student's ragged dtype=object array is compared, not a crash of the grader."""
+    ragged = np.empty(2, dtype=object)
+    ragged[:] = [[1], [1, 2]]
+    flags = np.empty(2, dtype=object)
+    flags[:] = [[True], [True, False]]
+    for student in (ragged, flags):
+        for key in (1.0, np.array([1.0, 1.0]), np.array([True, False]), "a"):
+            assert not matches(rt(student), rt(key))
+
+
 def test_check_records_values_errors_and_forbidden_calls(tmp_path, monkeypatch):
     out = tmp_path / "r.jsonl"
     monkeypatch.setenv(hidden.OUT_VAR, str(out))

@@ -155,33 +155,51 @@ def _attribute_chains(tree: ast.AST):
                 yield ".".join(reversed(parts))
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
-def test_every_pgm_lab_name_exists(path):
-    tree = ast.parse(code_of(load(path)))
+def _missing_imports(tree: ast.AST) -> list[str]:
+    """Names in ``from pgm_lab... import name`` that are neither attributes nor submodules;
+    ``import pgm_lab...`` statements must import."""
     missing = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "pgm_lab":
             module = importlib.import_module(node.module)
-            for a in node.names:
-                if hasattr(module, a.name):
-                    continue
-                try:  # a submodule: `from pgm_lab import shapes`
-                    importlib.import_module(f"{node.module}.{a.name}")
-                except ModuleNotFoundError:
-                    missing.append(f"{node.module}.{a.name}")
+            missing += [
+                f"{node.module}.{a.name}" for a in node.names if not _importable(module, node.module, a.name)
+            ]
         elif isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.startswith("pgm_lab"):
                     importlib.import_module(a.name)
-    for chain in set(_attribute_chains(tree)):
-        obj = importlib.import_module("pgm_lab")
-        for part in chain.split("."):
-            if not isinstance(obj, ModuleType):
-                break  # deeper names are attributes of objects, checked when the notebook runs
-            if not hasattr(obj, part):
-                missing.append("pl." + chain)
-                break
-            obj = getattr(obj, part)
+    return missing
+
+
+def _importable(module: ModuleType, module_name: str, name: str) -> bool:
+    """``from module_name import name`` works: an attribute, or a submodule (`from pgm_lab import shapes`)."""
+    if hasattr(module, name):
+        return True
+    try:
+        importlib.import_module(f"{module_name}.{name}")
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def _missing_chain(chain: str) -> bool:
+    """``pl.<chain>`` names something missing along its modules (``pl.ising.icm``)."""
+    obj = importlib.import_module("pgm_lab")
+    for part in chain.split("."):
+        if not isinstance(obj, ModuleType):
+            return False  # deeper names are attributes of objects, checked when the notebook runs
+        if not hasattr(obj, part):
+            return True
+        obj = getattr(obj, part)
+    return False
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_every_pgm_lab_name_exists(path):
+    tree = ast.parse(code_of(load(path)))
+    missing = _missing_imports(tree)
+    missing += ["pl." + chain for chain in set(_attribute_chains(tree)) if _missing_chain(chain)]
     assert not missing, f"names used by the notebook but missing from pgm_lab: {sorted(set(missing))}"
 
 

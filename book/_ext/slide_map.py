@@ -113,44 +113,59 @@ def load_formulas(source: str | Path) -> list[Formula]:
     data = yaml.safe_load(text)
     if not isinstance(data, list) or not data:
         raise ValueError("slide_formulas.yml must be a non-empty list of entries")
-    known = set(Formula.__dataclass_fields__)
     formulas: list[Formula] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, int] = {}  # id -> entry number
     for n, entry in enumerate(data):
-        where = f"entry {n} ({entry.get('id', '?') if isinstance(entry, dict) else entry!r})"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: an entry must be a mapping")
-        unknown = set(entry) - known
-        if unknown:
-            raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
-        for key in ("id", "line", "chapter", "section"):
-            if key not in entry:
-                raise ValueError(f"{where}: missing {key!r}")
-        fid = str(entry["id"])
-        if fid in seen:
-            raise ValueError(f"{where}: id {fid!r} repeats entry {seen[fid]}")
-        if entry.get("kind", "formula") == "algorithm":
-            if not entry.get("title"):
-                raise ValueError(f"{where}: an algorithm needs a 'title'")
-        elif entry.get("kind", "formula") != "formula":
-            raise ValueError(f"{where}: kind must be 'formula' or 'algorithm'")
-        elif not entry.get("latex"):
-            raise ValueError(f"{where}: a formula needs 'latex'")
-        if not isinstance(entry["line"], int):
-            raise ValueError(f"{where}: line must be an integer, got {entry['line']!r}")
-        if formulas and entry["line"] <= formulas[-1].line:
-            raise ValueError(f"{where}: line {entry['line']} does not follow line {formulas[-1].line}")
-        target = entry.get("same_as")
-        if target is not None and target not in seen:
-            raise ValueError(f"{where}: same_as {target!r} is not an earlier entry")
-        try:
-            chapter = chapter_key(entry["chapter"])
-        except ValueError as err:
-            raise ValueError(f"{where}: {err}") from None
-        values = {k: str(v) for k, v in entry.items() if k not in ("line", "chapter")}
-        formulas.append(Formula(**values, line=entry["line"], chapter=chapter))
-        seen[fid] = n
+        formulas.append(_formula(n, entry, formulas, seen))
+        seen[formulas[-1].id] = n
     return formulas
+
+
+def _formula(n: int, entry, earlier: list[Formula], seen: dict[str, int]) -> Formula:
+    """Entry ``n`` of the yml checked against the entries before it, as a :class:`Formula`."""
+    where = f"entry {n} ({entry.get('id', '?') if isinstance(entry, dict) else entry!r})"
+    _check_keys(where, entry)
+    fid = str(entry["id"])
+    if fid in seen:
+        raise ValueError(f"{where}: id {fid!r} repeats entry {seen[fid]}")
+    _check_kind(where, entry)
+    if not isinstance(entry["line"], int):
+        raise ValueError(f"{where}: line must be an integer, got {entry['line']!r}")
+    if earlier and entry["line"] <= earlier[-1].line:
+        raise ValueError(f"{where}: line {entry['line']} does not follow line {earlier[-1].line}")
+    target = entry.get("same_as")
+    if target is not None and target not in seen:
+        raise ValueError(f"{where}: same_as {target!r} is not an earlier entry")
+    try:
+        chapter = chapter_key(entry["chapter"])
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    values = {k: str(v) for k, v in entry.items() if k not in ("line", "chapter")}
+    return Formula(**values, line=entry["line"], chapter=chapter)
+
+
+def _check_keys(where: str, entry) -> None:
+    """An entry is a mapping with the required keys and no unknown one."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: an entry must be a mapping")
+    unknown = set(entry) - set(Formula.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+    for key in ("id", "line", "chapter", "section"):
+        if key not in entry:
+            raise ValueError(f"{where}: missing {key!r}")
+
+
+def _check_kind(where: str, entry: dict) -> None:
+    """A formula needs its ``latex``, an algorithm its ``title``."""
+    kind = entry.get("kind", "formula")
+    if kind == "algorithm":
+        if not entry.get("title"):
+            raise ValueError(f"{where}: an algorithm needs a 'title'")
+    elif kind != "formula":
+        raise ValueError(f"{where}: kind must be 'formula' or 'algorithm'")
+    elif not entry.get("latex"):
+        raise ValueError(f"{where}: a formula needs 'latex'")
 
 
 def chapter_notebooks(srcdir: str | Path) -> dict[str, Path]:
@@ -254,41 +269,53 @@ def map_rows(formulas: list[Formula], refs: list[CellRef]) -> tuple[list[Row], l
     rows = {f.id: Row(f) for f in formulas}
     problems: list[str] = []
     for ref in refs:
-        cell = f"{ref.docname} cell {ref.cell_id}"
-        formula = by_id.get(ref.formula_id)
-        if formula is None:
-            problems.append(f"{cell} {ref.role} unknown formula id {ref.formula_id!r}")
-            continue
-        if formula.same_as:
-            problems.append(
-                f"{cell} tags {ref.formula_id!r}, a repeat of {formula.same_as!r}: "
-                f"tag {formula.same_as!r} instead"
-            )
-            continue
-        if ref.cell_type != "code":
-            problems.append(f"{cell} is a {ref.cell_type} cell: only code cells compute")
-        elif ref.role == "checks" and not ref.has_assert:
-            problems.append(f"{cell} checks {ref.formula_id!r} but contains no assert")
-        elif ref.removed:
-            problems.append(f"{cell} is removed from the book (remove-cell): no link target")
+        problem = _ref_problem(ref, by_id.get(ref.formula_id))
+        if problem is not None:
+            problems.append(problem)
         else:  # only a valid cell counts for its formula
-            getattr(rows[formula.id], ref.role).append(ref)
+            getattr(rows[ref.formula_id], ref.role).append(ref)
     for row in rows.values():
-        f = row.formula
-        if f.same_as:
-            source = rows[f.same_as]
-            row.computes, row.checks = list(source.computes), list(source.checks)
-            continue
-        if f.uncheckable:
-            continue
-        for role, label in (("computes", "computing"), ("checks", "checking")):
-            if not any(r.chapter == f.chapter for r in getattr(row, role)):
-                row.missing.append(label)
-                problems.append(
-                    f"formula {f.id!r} (slide line {f.line}, chapter {f.chapter}) has no "
-                    f"{label} cell in chapter {f.chapter}"
-                )
+        problems += _complete_row(row, rows)
     return [rows[f.id] for f in formulas], problems
+
+
+def _ref_problem(ref: CellRef, formula: Formula | None) -> str | None:
+    """What is wrong with a tagged cell (``formula``: the entry it names, if any), or None."""
+    cell = f"{ref.docname} cell {ref.cell_id}"
+    if formula is None:
+        return f"{cell} {ref.role} unknown formula id {ref.formula_id!r}"
+    if formula.same_as:
+        return (
+            f"{cell} tags {ref.formula_id!r}, a repeat of {formula.same_as!r}: "
+            f"tag {formula.same_as!r} instead"
+        )
+    if ref.cell_type != "code":
+        return f"{cell} is a {ref.cell_type} cell: only code cells compute"
+    if ref.role == "checks" and not ref.has_assert:
+        return f"{cell} checks {ref.formula_id!r} but contains no assert"
+    if ref.removed:
+        return f"{cell} is removed from the book (remove-cell): no link target"
+    return None
+
+
+def _complete_row(row: Row, rows: dict[str, Row]) -> list[str]:
+    """Give a repeat the cells of the entry it repeats; the problems of a formula lacking cells."""
+    f = row.formula
+    if f.same_as:
+        source = rows[f.same_as]
+        row.computes, row.checks = list(source.computes), list(source.checks)
+        return []
+    if f.uncheckable:
+        return []
+    problems = []
+    for role, label in (("computes", "computing"), ("checks", "checking")):
+        if not any(r.chapter == f.chapter for r in getattr(row, role)):
+            row.missing.append(label)
+            problems.append(
+                f"formula {f.id!r} (slide line {f.line}, chapter {f.chapter}) has no "
+                f"{label} cell in chapter {f.chapter}"
+            )
+    return problems
 
 
 def chapter_title(path: Path | None, chapter: str) -> str:

@@ -128,31 +128,47 @@ def encode_error(exc: BaseException) -> dict:
     return {"__error__": type(exc).__name__, "mro": [c.__name__ for c in type(exc).__mro__]}
 
 
+_NOT_SCALAR = object()
+
+
 def encode(value, _depth: int = 0):
     """``value`` as JSON: arrays and tensors with their shape, sets sorted, dicts as pairs."""
     if _depth > 20:
         return {"__unsupported__": "nested too deeply"}
+    scalar = _scalar(value)
+    if scalar is not _NOT_SCALAR:
+        return scalar
+    tensor = _as_numpy(value)
+    if tensor is not None:
+        return _array(tensor)
+    return _container(value, _depth + 1)
+
+
+def _scalar(value):
+    """JSON form of ``None``, a bool, a string or a (numpy) number; ``_NOT_SCALAR`` otherwise."""
     if value is None or isinstance(value, (bool, str)):
         return value
-    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
-        return int(value)
     if isinstance(value, np.bool_):
         return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
     if isinstance(value, (float, np.floating)):
         return float(value)  # NaN and infinities travel as JSON's NaN / Infinity
     if isinstance(value, complex):
         return {"__unsupported__": "complex"}
-    tensor = _as_numpy(value)
-    if tensor is not None:
-        return _array(tensor)
+    return _NOT_SCALAR
+
+
+def _container(value, depth: int):
+    """Sets sorted by their items' JSON, dicts as pairs sorted by key, sequences as lists."""
     if isinstance(value, (set, frozenset)):
-        items = [encode(v, _depth + 1) for v in value]
+        items = [encode(v, depth) for v in value]
         return {"__set__": sorted(items, key=_canonical)}
     if isinstance(value, dict):
-        pairs = [[encode(k, _depth + 1), encode(v, _depth + 1)] for k, v in value.items()]
+        pairs = [[encode(k, depth), encode(v, depth)] for k, v in value.items()]
         return {"__dict__": sorted(pairs, key=lambda kv: _canonical(kv[0]))}
     if isinstance(value, (list, tuple, range)):
-        return [encode(v, _depth + 1) for v in value]
+        return [encode(v, depth) for v in value]
     return {"__unsupported__": type(value).__name__}
 
 

@@ -289,16 +289,8 @@ def _shorten(text: str, n: int = 120) -> str:
 def cell_reason(n: int, outcome: CellOutcome, cells: dict[int, CellOutcome]) -> str:
     """Why nbval's cell ``n`` did not pass, in the gradebook's words."""
     text = outcome.text
-
-    def first(pred):
-        return next((k for k in sorted(cells) if cells[k].status != "passed" and pred(cells[k].text)), None)
-
-    def timeout_cell():
-        return first(lambda t: bool(_TIMEOUT.search(t)))
-
     if outcome.status == "skipped":
-        t = timeout_cell()
-        return f"timed out in cell {t}" if t is not None else "skipped"
+        return _timed_out_or(cells, "skipped")
     if _OUTPUTS_DIFFER.search(text):
         return "output differs"
     if _TIMEOUT.search(text):
@@ -307,20 +299,47 @@ def cell_reason(n: int, outcome: CellOutcome, cells: dict[int, CellOutcome]) -> 
     if died:
         return f"kernel died in cell {n}" + died.group(1).strip()[len(KERNEL_DIED) :]
     if _DEAD_AT_START.search(text):
-        d = first(lambda t: bool(_DIED.search(t)))
-        if d is not None and d != n:
-            return cell_reason(d, cells[d], cells)
-        t = timeout_cell()
-        return f"timed out in cell {t}" if t is not None else "kernel died"
+        return _dead_kernel_reason(n, cells)
+    return _error_reason(n, outcome)
+
+
+def _first_failed(cells: dict[int, CellOutcome], pattern: re.Pattern) -> int | None:
+    """The first cell (by number) that did not pass and whose text matches ``pattern``."""
+    return next(
+        (k for k in sorted(cells) if cells[k].status != "passed" and pattern.search(cells[k].text)), None
+    )
+
+
+def _timed_out_or(cells: dict[int, CellOutcome], otherwise: str) -> str:
+    """``timed out in cell T`` for the first cell that timed out, else ``otherwise``."""
+    t = _first_failed(cells, _TIMEOUT)
+    return f"timed out in cell {t}" if t is not None else otherwise
+
+
+def _dead_kernel_reason(n: int, cells: dict[int, CellOutcome]) -> str:
+    """Cell ``n`` found the kernel dead: blame the cell where it died, or a timeout."""
+    d = _first_failed(cells, _DIED)
+    if d is not None and d != n:
+        return cell_reason(d, cells[d], cells)
+    return _timed_out_or(cells, "kernel died")
+
+
+def _error_reason(n: int, outcome: CellOutcome) -> str:
+    """An exception in cell ``n`` (memory errors named as such), or a kernel that never started."""
+    text = outcome.text
     exc = _exception_line(text)
     if outcome.status == "error" and "Notebook cell execution failed" not in text:
-        # a failure outside the cell: nbval could not start the kernel, ...
-        what = exc or _shorten(text.strip().splitlines()[-1] if text.strip() else "unknown error", 100)
-        if any(w in text for w in _MEMORY_WORDS):
-            return "memory limit exceeded (the kernel could not start)"
-        return f"kernel failed to start: {_shorten(what, 100)}"
+        return _start_failure_reason(text, exc)
     if exc and any(w in exc for w in _MEMORY_WORDS):
         return f"memory limit exceeded in cell {n}"
     if exc:
         return f"error in cell {n}: {_shorten(exc, 100)}"
     return f"error in cell {n}"
+
+
+def _start_failure_reason(text: str, exc: str | None) -> str:
+    """A failure outside the cell: nbval could not start the kernel, ..."""
+    if any(w in text for w in _MEMORY_WORDS):
+        return "memory limit exceeded (the kernel could not start)"
+    what = exc or _shorten(text.strip().splitlines()[-1] if text.strip() else "unknown error", 100)
+    return f"kernel failed to start: {_shorten(what, 100)}"

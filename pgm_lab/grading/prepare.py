@@ -84,39 +84,66 @@ def _match_public(key: Key, cells) -> tuple[dict[int, int], int]:
     By id, then by identical source, then by order among the student's answer-key cells.
     Returns the map and how many were recognised by id or source.
     """
+    checks = key.public_checks
+    match: dict[int, int] = {}
+    _match_by_id(checks, cells, match)
+    _match_by_source(checks, cells, match)
+    recognised = len(match)
+    _match_by_order(checks, cells, match)
+    return match, recognised
+
+
+def _match_by_id(checks, cells, match: dict[int, int]) -> None:
+    """First pass: the (first) submission cell that carries the check's cell id."""
     id_pos: dict[str, int] = {}
     for i, c in enumerate(cells):
         cid = c.get("id")
         if cid and cid not in id_pos:
             id_pos[cid] = i
-    match: dict[int, int] = {}
-    used: set[int] = set()
-    for k, pc in enumerate(key.public_checks):
+    for k, pc in enumerate(checks):
         i = id_pos.get(pc.cell_id) if pc.cell_id else None
-        if i is not None and i not in used:
+        if i is not None and i not in match.values():
             match[k] = i
-            used.add(i)
-    for k, pc in enumerate(key.public_checks):
+
+
+def _match_by_source(checks, cells, match: dict[int, int]) -> None:
+    """Second pass: the first free code cell whose source is the check's (whitespace aside)."""
+    for k, pc in enumerate(checks):
         if k in match:
             continue
         want = norm_source(pc.source)
-        for i, c in enumerate(cells):
-            if i not in used and c.get("cell_type") == "code" and norm_source(c.get("source", "")) == want:
-                match[k] = i
-                used.add(i)
-                break
-    recognised = len(match)
-    for k in range(len(key.public_checks)):
+        same = (
+            i
+            for i in _free_code_cells(cells, range(len(cells)), match)
+            if norm_source(cells[i].get("source", "")) == want
+        )
+        _claim(match, k, next(same, None))
+
+
+def _match_by_order(checks, cells, match: dict[int, int]) -> None:
+    """Last pass: an answer-key cell between the cells of the neighbouring matched checks."""
+    for k in range(len(checks)):
         if k in match:
             continue
         lo = max((match[j] for j in range(k) if j in match), default=-1)
-        hi = min((match[j] for j in range(k + 1, len(key.public_checks)) if j in match), default=len(cells))
-        for i in range(lo + 1, hi):
-            if i not in used and cells[i].get("cell_type") == "code" and ANSWER_KEY_TAG in tags_of(cells[i]):
-                match[k] = i
-                used.add(i)
-                break
-    return match, recognised
+        hi = min((match[j] for j in range(k + 1, len(checks)) if j in match), default=len(cells))
+        tagged = (
+            i
+            for i in _free_code_cells(cells, range(lo + 1, hi), match)
+            if ANSWER_KEY_TAG in tags_of(cells[i])
+        )
+        _claim(match, k, next(tagged, None))
+
+
+def _free_code_cells(cells, positions, match: dict[int, int]):
+    """The code cells among ``positions`` that no check has claimed yet, in order."""
+    used = set(match.values())
+    return (i for i in positions if i not in used and cells[i].get("cell_type") == "code")
+
+
+def _claim(match: dict[int, int], k: int, i: int | None) -> None:
+    if i is not None:
+        match[k] = i
 
 
 def _read_submission(path: Path):

@@ -8,7 +8,7 @@ student's own business. Each lost point gets a reason in the notes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .key import Key
 from .nbval_run import RunResult, cell_reason
@@ -16,6 +16,7 @@ from .prepare import Prepared
 from .verdict import Records, judge_check
 
 UNSANDBOXED_NOTE = "graded unsandboxed (--no-sandbox)"
+TAMPERED_CELL_NOTE = "tampering: a hidden check cell did not run as written (cells rewritten at run time?)"
 
 
 @dataclass
@@ -79,46 +80,64 @@ def score(
             f"grader error: pytest exited with code {run.returncode} and wrote no results (see the log)"
         )
         return _with(row, extra)
-    expected = expected or Records()
-    got = got or Records()
-    if got.tamper:
-        row.notes.append("tampering: " + "; ".join(got.tamper))
-    if got.problem:
-        row.notes.append(got.problem)
-    reasons: dict[str, list[str]] = {}
-    previous = -1
+    marking = _Marking(row, run, expected or Records(), got or Records())
+    row.notes += _records_notes(marking.got)
     for ex in key.exercises:
         for check in ex.checks:
-            n = prep.cell_number.get(check.cell_id)
-            outcome = run.cells.get(n) if n is not None else None
-            if outcome is None:
-                reason = "not run"
-            elif outcome.status != "passed":
-                reason = _failed_check_reason(n, previous, run)
-            elif check.cell_id not in got.began:
-                reason = "hidden check did not run as written"
-                tampered = (
-                    "tampering: a hidden check cell did not run as written (cells rewritten at run time?)"
-                )
-                if tampered not in row.notes:
-                    row.notes.append(tampered)
-            else:
-                verdict = judge_check(
-                    check.cell_id, check.points, expected, got, rtol=check.rtol, atol=check.atol
-                )
-                row.points[ex.name] += verdict.earned
-                row.notes += [f"{ex.name}: {note}" for note in verdict.notes]
-                reason = _wrong_reason(verdict.failed)
-            previous = n if n is not None else previous
-            if reason:
-                names = reasons.setdefault(reason, [])
-                if ex.name not in names:
-                    names.append(ex.name)
-    for reason, names in reasons.items():
+            marking.mark(ex.name, check, prep.cell_number.get(check.cell_id))
+    for reason, names in marking.reasons.items():
         row.notes.append(f"{', '.join(names)}: {reason}")
     row.points = {name: round(p, 4) for name, p in row.points.items()}
     row.total = round(sum(row.points.values()), 4)
     return _with(row, extra)
+
+
+def _records_notes(got: Records) -> list[str]:
+    """Notes about the run's records as a whole: tampering reports and an unreadable file."""
+    notes = ["tampering: " + "; ".join(got.tamper)] if got.tamper else []
+    return notes + ([got.problem] if got.problem else [])
+
+
+@dataclass
+class _Marking:
+    """Marks the hidden checks of one run in order, adding points and notes to ``row``.
+
+    ``reasons`` maps each reason for lost points to the exercises that lost points for it.
+    """
+
+    row: Row
+    run: RunResult
+    expected: Records
+    got: Records
+    reasons: dict[str, list[str]] = field(default_factory=dict)
+    previous: int = -1  # cell number of the last hidden check seen
+
+    def mark(self, exercise: str, check, n: int | None) -> None:
+        """Score hidden check ``check`` of ``exercise``, run as nbval's cell ``n`` (None: absent)."""
+        reason = self._reason(exercise, check, n)
+        self.previous = n if n is not None else self.previous
+        if reason:
+            names = self.reasons.setdefault(reason, [])
+            if exercise not in names:
+                names.append(exercise)
+
+    def _reason(self, exercise: str, check, n: int | None) -> str:
+        """Why the check lost points ('' when none), after adding what it earned."""
+        outcome = self.run.cells.get(n) if n is not None else None
+        if outcome is None:
+            return "not run"
+        if outcome.status != "passed":
+            return _failed_check_reason(n, self.previous, self.run)
+        if check.cell_id not in self.got.began:
+            if TAMPERED_CELL_NOTE not in self.row.notes:
+                self.row.notes.append(TAMPERED_CELL_NOTE)
+            return "hidden check did not run as written"
+        verdict = judge_check(
+            check.cell_id, check.points, self.expected, self.got, rtol=check.rtol, atol=check.atol
+        )
+        self.row.points[exercise] += verdict.earned
+        self.row.notes += [f"{exercise}: {note}" for note in verdict.notes]
+        return _wrong_reason(verdict.failed)
 
 
 def _wrong_reason(failed: list[str]) -> str:

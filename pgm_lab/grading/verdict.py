@@ -103,7 +103,10 @@ def _bools(v):
     if isinstance(v, bool):
         return np.asarray(v)
     if isinstance(v, dict) and "__array__" in v:
-        a = np.asarray(v["__array__"])
+        try:
+            a = np.asarray(v["__array__"])
+        except ValueError:  # a ragged nested list (a student's dtype=object array): no bool array
+            return None
         return a if a.dtype == bool else None
     return None
 
@@ -115,19 +118,33 @@ def matches(student, key, *, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_A
     arrays and numeric lists compare as arrays (same shape, ``allclose``, NaN equals NaN);
     booleans, strings and ``None`` exactly; sets and dicts item by item.
     """
-    if _is_error(key):
-        return _is_error(student) and key["__error__"] in (student.get("mro") or [student["__error__"]])
-    if _is_error(student):
-        return False
+    if _is_error(key) or _is_error(student):
+        return _same_error(student, key)
     kb, sb = _bools(key), _bools(student)
     if kb is not None:
         return sb is not None and kb.shape == sb.shape and bool((kb == sb).all())
     kn = _numeric(key)
     if kn is not None:
-        sn = _numeric(student)
-        if sn is None or sn.shape != kn.shape:
-            return False
-        return bool(np.allclose(sn, kn, rtol=rtol, atol=atol, equal_nan=True))
+        return _close(_numeric(student), kn, rtol=rtol, atol=atol)
+    return _same_structure(student, key, rtol=rtol, atol=atol)
+
+
+def _same_error(student, key) -> bool:
+    """Both are errors and the student's class is the key's or a subclass (its MRO names it)."""
+    if not (_is_error(key) and _is_error(student)):
+        return False
+    return key["__error__"] in (student.get("mro") or [student["__error__"]])
+
+
+def _close(sn, kn: np.ndarray, *, rtol: float, atol: float) -> bool:
+    """Numbers and arrays: the same shape and ``allclose`` (NaN equals NaN)."""
+    if sn is None or sn.shape != kn.shape:
+        return False
+    return bool(np.allclose(sn, kn, rtol=rtol, atol=atol, equal_nan=True))
+
+
+def _same_structure(student, key, *, rtol: float, atol: float) -> bool:
+    """Sets, dicts and lists item by item; NaN and infinities as floats; the rest exactly."""
     if isinstance(key, dict) and isinstance(student, dict):
         for tag in ("__set__", "__dict__"):
             if tag in key:
