@@ -336,17 +336,7 @@ def fit(
     if lr_schedule not in (None, "cosine"):
         raise ValueError(f"lr_schedule must be None or 'cosine', got {lr_schedule!r}")
     prof = active_profile(profile)
-    x, y = as_tensors(data)
-    if not torch.isfinite(x).all():
-        raise ValueError("data contains NaN or infinite values")
-    if hasattr(model, "check_images"):
-        model.check_images(x)
-    if y is not None and getattr(model, "n_classes", None) is None:
-        y_for_model = None
-    else:
-        y_for_model = y
-    if getattr(model, "n_classes", None) is not None and y is None:
-        raise ValueError(f"{type(model).__name__} is conditional: data must carry labels")
+    x, y = _checked_data(model, data)
     n_steps = _resolve_steps(model, steps, prof)
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -363,7 +353,7 @@ def fit(
         "snapshot_every": snapshot_every if snapshot is not None else None,
         "transform": callable_fingerprint(transform) if transform is not None else None,
     }
-    key = cache_key(model, x, y_for_model, settings)
+    key = cache_key(model, x, y, settings)
     path = cache_dir() / "checkpoints" / f"{type(model).__name__}-{prof.name}-{key}.pt"
     model.to(dev)
 
@@ -377,62 +367,17 @@ def fit(
     # no usable checkpoint: train
     gen = torch.Generator(device="cpu").manual_seed(seed)
     torch.manual_seed(seed)
-    x = x.to(dev)
-    y = y_for_model.to(dev) if y_for_model is not None else None
-    optimizers = model.configure_optimizers(lr)
-    schedulers = []
-    if lr_schedule == "cosine":
-        schedulers = [
-            torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, n_steps) / n_steps))
-            )
-            for opt in optimizers
-        ]
+    run = _Run(model, x.to(dev), y.to(dev) if y is not None else None, gen, lr, n_steps)
+    run.schedulers = _lr_schedulers(run.optimizers, lr_schedule, n_steps)
     history = History()
     bar = _progress(n_steps, type(model).__name__, progress)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
-    )
-    good_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    good_step = 0
     start = time.perf_counter()
     model.train()
     try:
         for step in range(1, n_steps + 1):
-            idx = torch.randint(0, len(x), (min(batch_size, len(x)),), generator=gen).to(dev)
-            xb = x[idx]
-            if transform is not None:
-                xb = transform(xb, gen)
-            yb = y[idx] if y is not None else None
-            with autocast:
-                logs = model.training_step(xb, yb, optimizers)
-            if not all(math.isfinite(v) for v in logs.values()):
-                model.load_state_dict(good_state)
-                bad = ", ".join(f"{k}={v}" for k, v in logs.items() if not math.isfinite(v))
-                raise TrainingDiverged(
-                    f"training diverged at step {step} ({bad}); the model holds its last good "
-                    f"parameters from step {good_step}. Lower the learning rate (lr={lr}) and retry."
-                )
-            if (step % 50 == 0 or step == n_steps) and all(
-                torch.isfinite(p).all() for p in model.parameters()
-            ):
-                good_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                good_step = step
-            if step % log_every == 0 or step == n_steps:
-                history.steps.append(step)
-                for k, v in logs.items():
-                    history.logs.setdefault(k, []).append(float(v))
-            if snapshot is not None and (step % snapshot_every == 0 or step == n_steps):
-                model.eval()
-                with torch.no_grad():
-                    history.snapshots.append((step, _to_cpu(snapshot(model))))
-                model.train()
-            for sched in schedulers:
-                sched.step()
-            if bar is not None:
-                bar.update(1)
-                if step % 10 == 0:
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in list(logs.items())[:3]})
+            logs = run.step(step, batch_size, transform)
+            _record(history, model, step, logs, n_steps, log_every, snapshot, snapshot_every)
+            _show(bar, step, logs)
     finally:
         if bar is not None:
             bar.close()
@@ -446,6 +391,90 @@ def fit(
             history.path = None
     model.eval()
     return history
+
+
+def _checked_data(model, data) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(x, y)`` from ``data``, checked for the model; ``y`` is dropped for an unconditional model."""
+    x, y = as_tensors(data)
+    if not torch.isfinite(x).all():
+        raise ValueError("data contains NaN or infinite values")
+    if hasattr(model, "check_images"):
+        model.check_images(x)
+    conditional = getattr(model, "n_classes", None) is not None
+    if conditional and y is None:
+        raise ValueError(f"{type(model).__name__} is conditional: data must carry labels")
+    return x, (y if conditional else None)
+
+
+def _lr_schedulers(optimizers, lr_schedule: str | None, n_steps: int) -> list:
+    """``"cosine"``: every optimiser's rate decays from ``lr`` to 0 along a half cosine."""
+    if lr_schedule != "cosine":
+        return []
+    decay = lambda k: 0.5 * (1 + math.cos(math.pi * min(k, n_steps) / n_steps))
+    return [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in optimizers]
+
+
+class _Run:
+    """One training run: draws batches, takes optimiser steps, and keeps the last good
+    parameters (every 50 steps) so that a diverging run stops with them restored."""
+
+    def __init__(self, model, x, y, gen: torch.Generator, lr: float, n_steps: int):
+        self.model, self.x, self.y, self.gen, self.lr, self.n_steps = model, x, y, gen, lr, n_steps
+        self.optimizers = model.configure_optimizers(lr)
+        self.schedulers: list = []
+        cuda = x.device.type == "cuda"
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+        self.good_state, self.good_step = self._state(), 0
+
+    def _state(self) -> dict:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def step(self, step: int, batch_size: int, transform) -> dict[str, float]:
+        idx = torch.randint(0, len(self.x), (min(batch_size, len(self.x)),), generator=self.gen)
+        idx = idx.to(self.x.device)
+        xb = self.x[idx]
+        if transform is not None:
+            xb = transform(xb, self.gen)
+        yb = self.y[idx] if self.y is not None else None
+        with self.autocast:
+            logs = self.model.training_step(xb, yb, self.optimizers)
+        self._guard(step, logs)
+        for sched in self.schedulers:
+            sched.step()
+        return logs
+
+    def _guard(self, step: int, logs: dict[str, float]) -> None:
+        if not all(math.isfinite(v) for v in logs.values()):
+            self.model.load_state_dict(self.good_state)
+            bad = ", ".join(f"{k}={v}" for k, v in logs.items() if not math.isfinite(v))
+            raise TrainingDiverged(
+                f"training diverged at step {step} ({bad}); the model holds its last good "
+                f"parameters from step {self.good_step}. Lower the learning rate (lr={self.lr}) and retry."
+            )
+        at_checkpoint = step % 50 == 0 or step == self.n_steps
+        if at_checkpoint and all(torch.isfinite(p).all() for p in self.model.parameters()):
+            self.good_state, self.good_step = self._state(), step
+
+
+def _record(history: History, model, step, logs, n_steps, log_every, snapshot, snapshot_every) -> None:
+    """Append the step's logs (every ``log_every`` steps) and snapshots to ``history``."""
+    last = step == n_steps
+    if step % log_every == 0 or last:
+        history.steps.append(step)
+        for k, v in logs.items():
+            history.logs.setdefault(k, []).append(float(v))
+    if snapshot is not None and (step % snapshot_every == 0 or last):
+        model.eval()
+        with torch.no_grad():
+            history.snapshots.append((step, _to_cpu(snapshot(model))))
+        model.train()
+
+
+def _show(bar, step: int, logs: dict[str, float]) -> None:
+    if bar is not None:
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in list(logs.items())[:3]})
 
 
 def _to_cpu(obj):
