@@ -12,12 +12,12 @@ This module trains each of them on the 8×8 digits with one recipe (:data:`SPECS
 of requested classes (:func:`generate`), and scores them (:func:`evaluate`, :func:`compare`):
 
 - ``accuracy``: the fraction of samples that the evaluation classifier
-  (:func:`pgm_lab.metrics.evaluation_classifier`) assigns to the requested class;
+  (:func:`pgm_lab.evaluation.evaluation_classifier`) assigns to the requested class;
 - ``diversity``: the mean pairwise Euclidean distance between the classifier's features of
   samples of the same class, averaged over the classes (:func:`diversity`); the real test digits
   give the reference value, a model that repeats one image per class scores 0;
 - ``frechet`` and ``frechet_floor``: the Fréchet distance of classifier features to the test
-  digits, and the real-vs-real value at the same number of images (:func:`pgm_lab.metrics.score_samples`);
+  digits, and the real-vs-real value at the same number of images (:func:`pgm_lab.evaluation.score_samples`);
 - ``sample_s``: the wall-clock time to draw all the samples (the DDPM of :data:`SPECS` samples
   with 50 DDIM steps; ``generate(model, labels, method="ancestral")`` runs Algorithm 2).
 
@@ -27,7 +27,6 @@ conditional DDPM. Labels out of range or of the wrong length raise ``ValueError`
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 import time
@@ -35,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from . import recipes
 
 #: number of digit classes
 N_CLASSES = 10
@@ -63,7 +64,7 @@ SPECS: dict[str, ModelSpec] = {
         kwargs={
             "channels": 64
         },  # twice chapter 06's width: with 32 channels about 89% of samples are the requested digit
-        fit={"lr": 3e-3, "batch_size": 64},  # the label biases start at 0: a larger step learns them in time
+        fit=dict(recipes.FIT["ConditionalPixelCNN"]),  # the label biases start at 0: see pgm_lab.recipes
         binarize=True,
     ),
     "cvae": ModelSpec(
@@ -189,21 +190,15 @@ def train_all(keys=None, **kw) -> dict[str, tuple[torch.nn.Module, Any]]:
 
 
 # -- sampling -------------------------------------------------------------------------------------
-def _takes(fn, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
 def generate(
     model, labels, *, seed: int = 0, batch_size: int = 1000, **sample_kw
 ) -> tuple[torch.Tensor, float]:
     """Samples of the requested classes and the seconds it took: ``(images (N, C, H, W) on CPU, seconds)``.
 
-    The draw is reproducible: a ``torch.Generator`` seeded with ``seed`` is passed to ``sample``
-    (and the global RNG is seeded too, for models that use it), in batches of ``batch_size``.
+    The draw is reproducible: a ``torch.Generator`` seeded with ``seed`` is passed to every model's
+    ``sample(n, labels, generator=...)`` (the interface of
+    :class:`~pgm_lab.models.base.GenerativeModel`; the global RNG is seeded too, for code that
+    uses it), in batches of ``batch_size``.
     """
     n_classes = getattr(model, "n_classes", None)
     if n_classes is None:
@@ -215,15 +210,13 @@ def generate(
     model.eval()
     dev = model.device_of() if hasattr(model, "device_of") else torch.device("cpu")
     gen = torch.Generator().manual_seed(int(seed))
-    use_gen = _takes(model.sample, "generator")
     out = []
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(int(seed))
         for i in range(0, len(y), batch_size):
             yb = y[i : i + batch_size].to(dev)
-            kw = {**sample_kw, **({"generator": gen} if use_gen else {})}
-            out.append(model.sample(len(yb), yb, **kw).float().cpu())
+            out.append(model.sample(len(yb), yb, generator=gen, **sample_kw).float().cpu())
         if dev.type == "cuda":
             torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -241,7 +234,7 @@ def sample_class(model, digit: int, n: int = 16, *, seed: int = 0, **sample_kw) 
 # -- measures -------------------------------------------------------------------------------------
 def features(images: torch.Tensor, *, size: int = 8) -> torch.Tensor:
     """The evaluation classifier's 64-d penultimate features of ``images`` (N, 1, size, size)."""
-    from .metrics import evaluation_classifier
+    from .evaluation import evaluation_classifier
 
     x = torch.as_tensor(images, dtype=torch.float32)
     if x.dim() != 4 or tuple(x.shape[1:]) != (1, size, size):
@@ -278,7 +271,7 @@ def diversity(images: torch.Tensor, labels, *, size: int = 8) -> float:
 
 def evaluate(model, *, n_per_class: int = 50, size: int = 8, seed: int = 0, **sample_kw) -> dict[str, float]:
     """Draw ``n_per_class`` samples of each class and score them (see the module docstring)."""
-    from .metrics import score_samples
+    from .evaluation import score_samples
 
     labels = class_labels(n_per_class, model.n_classes)
     images, seconds = generate(model, labels, seed=seed, **sample_kw)
@@ -297,12 +290,12 @@ def evaluate(model, *, n_per_class: int = 50, size: int = 8, seed: int = 0, **sa
 def real_reference(*, size: int = 8, split: str = "test") -> dict[str, float]:
     """The measures of real digits: the classifier's accuracy and the within-class diversity."""
     from .data import digits
-    from .metrics import _predict, evaluation_classifier
+    from .evaluation import evaluation_classifier, predict
 
     x, y = digits(size, split=split).tensors
     clf = evaluation_classifier(size)
     with torch.no_grad():
-        acc = float((_predict(clf, x).argmax(1) == y).float().mean())
+        acc = float((predict(clf, x).argmax(1) == y).float().mean())
     return {"accuracy": acc, "diversity": diversity(x, y, size=size), "n": len(x)}
 
 

@@ -311,8 +311,8 @@ def fit(
     *,
     profile: str | None = None,
     steps: int | dict[str, int] | None = None,
-    batch_size: int = 128,
-    lr: float = 1e-3,
+    batch_size: int | None = None,
+    lr: float | None = None,
     seed: int = 0,
     cache: bool = True,
     device: str | torch.device | None = None,
@@ -331,11 +331,13 @@ def fit(
     ``history.snapshots`` and in the cache. ``transform(x, generator)`` augments each batch
     (for example stochastic binarisation). ``lr_schedule="cosine"`` decays every optimiser's
     learning rate from ``lr`` to 0 along a half cosine over the run (``None``: constant).
-    The model is left in ``eval()`` mode.
+    ``batch_size`` and ``lr``: the caller's, else the model's recipe (``default_fit``), else
+    :data:`FIT_DEFAULTS` (128, 1e-3). The model is left in ``eval()`` mode.
     """
     if lr_schedule not in (None, "cosine"):
         raise ValueError(f"lr_schedule must be None or 'cosine', got {lr_schedule!r}")
     prof = active_profile(profile)
+    batch_size, lr = _fit_defaults(model, batch_size, lr)
     x, y = _checked_data(model, data)
     n_steps = _resolve_steps(model, steps, prof)
     if batch_size < 1:
@@ -391,6 +393,16 @@ def fit(
             history.path = None
     model.eval()
     return history
+
+
+#: fit's batch size and learning rate unless the model's ``default_fit`` or the caller says otherwise
+FIT_DEFAULTS = {"batch_size": 128, "lr": 1e-3}
+
+
+def _fit_defaults(model, batch_size, lr) -> tuple[int, float]:
+    """The caller's values, else the model's recipe (``default_fit``), else :data:`FIT_DEFAULTS`."""
+    d = {**FIT_DEFAULTS, **getattr(model, "default_fit", {})}
+    return (d["batch_size"] if batch_size is None else batch_size, d["lr"] if lr is None else lr)
 
 
 def _checked_data(model, data) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -355,7 +355,7 @@ def test_code_fingerprint_covers_the_modules_a_model_depends_on():
     torch.manual_seed(0)
     parts = code_fingerprint(VAE((1, 8, 8)))
     # its class, its base class, the training loop and the module its losses come from
-    for module in ("pgm_lab.models.vae", "pgm_lab.models.base", "pgm_lab.train", "pgm_lab.metrics"):
+    for module in ("pgm_lab.models.vae", "pgm_lab.models.base", "pgm_lab.train", "pgm_lab.losses"):
         assert parts[f"module {module}"], module
     assert "class pgm_lab.models.vae.VAE" in parts and "class pgm_lab.models.base.GenerativeModel" in parts
     assert not any("torch.nn" in k for k in parts)
@@ -377,3 +377,32 @@ def test_loading_leaves_the_random_state_as_training_does(cache):
     torch.manual_seed(5)
     assert fit(Noisy(), x, steps=30, lr=0.05, progress=False).loaded
     assert torch.equal(torch.rand(4), after_training)
+
+
+def test_the_model_recipe_sets_batch_size_and_lr_unless_the_caller_does(cache):
+    """fit's batch size and learning rate: the caller's, else the model's ``default_fit``,
+    else 128 and 1e-3 (ConditionalPixelCNN's recipe: batch 64, lr 3e-3)."""
+    from pgm_lab.models import ConditionalPixelCNN
+
+    seen = {}
+
+    class Counting(PixelBernoulli):
+        def loss(self, x, y=None):
+            seen.setdefault("batch", len(x))
+            return super().loss(x, y)
+
+    class Recorded(Counting):
+        default_fit: ClassVar[dict] = {"batch_size": 5, "lr": 0.02}
+
+    def trained_with(model, **kw) -> tuple[int, float]:
+        made = []
+        configure = model.configure_optimizers
+        model.configure_optimizers = lambda lr: made.append(configure(lr)) or made[-1]
+        seen.clear()
+        fit(model, _data(), steps=2, progress=False, cache=False, **kw)
+        return seen["batch"], made[0][0].defaults["lr"]
+
+    assert trained_with(Recorded()) == (5, 0.02)
+    assert trained_with(Recorded(), batch_size=9, lr=0.1) == (9, 0.1)
+    assert trained_with(Counting()) == (64, 1e-3)  # min(128, 64 samples) rows per batch
+    assert ConditionalPixelCNN.default_fit == {"lr": 3e-3, "batch_size": 64}

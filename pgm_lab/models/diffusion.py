@@ -30,12 +30,14 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import GenerativeModel
+from .. import recipes
+from .base import GenerativeModel, ModelConfig
 from .unet import MLPDenoiser, UNet
 
 # -- β schedules ------------------------------------------------------------------------
@@ -199,21 +201,59 @@ def _randn(shape, generator, device, dtype=torch.float32) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=dtype).to(device)
 
 
-def _as_generator(generator) -> torch.Generator | None:
-    if generator is None or isinstance(generator, torch.Generator):
-        return generator
-    if isinstance(generator, int) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(generator)
-    raise ValueError(f"generator must be a torch.Generator, an int seed or None, got {generator!r}")
+_as_generator = GenerativeModel.as_generator  # a torch.Generator from a generator, an int seed or None
 
 
 # -- the model ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DDPMConfig(ModelConfig):
+    """Sizes and settings of :class:`DDPM`: the chain (``T`` steps, β ``schedule``), what the
+    network predicts (``prediction``), σ_t of Algorithm 2 (``sigma``), the U-Net for images
+    (``base``, ``mults``, ``scale_shift``) or the MLP for vectors (``hidden``, ``layers``), the
+    label-dropout rate ``p_uncond`` of conditional models and the weight average ``ema``."""
+
+    T: int = 1000
+    schedule: str = "linear"
+    prediction: str = "eps"
+    sigma: str = "beta"
+    base: int = 32
+    mults: tuple[int, ...] = (1, 2)
+    scale_shift: bool = True
+    hidden: int = 128
+    layers: int = 3
+    p_uncond: float = 0.1
+    ema: float | None = 0.995
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ValueError(f"ema must be a decay in (0, 1) or None, got {self.ema!r}")
+        self.check_choice("schedule", ("linear", "cosine"))
+        self.check_choice("prediction", ("eps", "x_prev"))
+        self.check_choice("sigma", ("beta", "posterior"))
+        self.check_positive("T", "base", "hidden", "layers")
+        self.check_range("p_uncond", 0.0, 1.0)
+        self._set("mults", tuple(int(m) for m in self.mults))
+        self._set("scale_shift", bool(self.scale_shift))
+
+    def as_dict(self) -> dict:
+        """The fields that shape this DDPM: the denoiser's sizes of its data kind, and
+        ``p_uncond`` only for conditional models."""
+        out = super().as_dict()
+        unused = ("hidden", "layers") if self.is_image else ("base", "mults", "scale_shift")
+        unused += () if self.n_classes is not None else ("p_uncond",)
+        for name in unused:
+            del out[name]
+        return out
+
+
 class DDPM(GenerativeModel):
     """A denoising diffusion probabilistic model (see chapter 08); conditional with ``n_classes``.
 
-    ``DDPM(image_shape=(1, 8, 8), n_classes=None, T=1000, schedule="linear", ...)``. Images use a
+    ``DDPM(image_shape=(1, 8, 8), n_classes=None, T=1000, schedule="linear", ...)`` (sizes in
+    :class:`DDPMConfig`). Images use a
     :class:`~pgm_lab.models.unet.UNet` (``base``, ``mults``, ``scale_shift``); vectors ``(D,)`` an
     :class:`~pgm_lab.models.unet.MLPDenoiser` (``hidden``, ``layers``).
 
@@ -227,54 +267,25 @@ class DDPM(GenerativeModel):
     ``p_uncond`` during training so that classifier-free guidance works; see :class:`ConditionalDDPM`.
     """
 
-    def __init__(
-        self,
-        image_shape=(1, 8, 8),
-        n_classes: int | None = None,
-        *,
-        T: int = 1000,
-        schedule: str = "linear",
-        prediction: str = "eps",
-        sigma: str = "beta",
-        base: int = 32,
-        mults=(1, 2),
-        scale_shift: bool = True,
-        hidden: int = 128,
-        layers: int = 3,
-        p_uncond: float = 0.1,
-        ema: float | None = 0.995,
-    ):
-        if ema is not None and not 0 < ema < 1:
-            raise ValueError(f"ema must be a decay in (0, 1) or None, got {ema!r}")
-        if prediction not in ("eps", "x_prev"):
-            raise ValueError(f"prediction must be 'eps' or 'x_prev', got {prediction!r}")
-        if sigma not in ("beta", "posterior"):
-            raise ValueError(f"sigma must be 'beta' or 'posterior', got {sigma!r}")
-        if not 0 <= p_uncond < 1:
-            raise ValueError(f"p_uncond must lie in [0, 1), got {p_uncond}")
-        mults = tuple(int(m) for m in mults)
-        sizes = {"T": T, "schedule": schedule, "prediction": prediction, "sigma": sigma, "ema": ema}
-        shape = tuple(int(s) for s in image_shape)
-        if len(shape) == 3:
-            sizes.update(base=base, mults=mults, scale_shift=bool(scale_shift))
-        else:
-            sizes.update(hidden=hidden, layers=layers)
-        if n_classes is not None:
-            sizes["p_uncond"] = p_uncond
+    Config = DDPMConfig
+
+    def __init__(self, image_shape=None, n_classes: int | None = None, **sizes):
         super().__init__(image_shape, n_classes, **sizes)
-        self.schedule = NoiseSchedule.make(schedule, T)
-        self.prediction = prediction
-        self.sigma_kind = sigma
-        self.p_uncond = float(p_uncond) if n_classes is not None else 0.0
-        self.is_image = len(self.image_shape) == 3
+        cfg = self.cfg
+        self.schedule = NoiseSchedule.make(cfg.schedule, cfg.T)
+        self.prediction = cfg.prediction
+        self.sigma_kind = cfg.sigma
+        self.p_uncond = cfg.p_uncond if self.n_classes is not None else 0.0
+        self.is_image = cfg.is_image
         if self.is_image:
-            self.net = UNet(self.image_shape, self.n_classes, base=base, mults=mults, scale_shift=scale_shift)
-            self.default_steps = {"smoke": 20, "quick": 1500, "full": 20000}
+            self.net = UNet(
+                self.image_shape, self.n_classes, base=cfg.base, mults=cfg.mults, scale_shift=cfg.scale_shift
+            )
         else:
-            self.net = MLPDenoiser(self.image_shape[0], self.n_classes, hidden=hidden, layers=layers)
-            self.default_steps = {"smoke": 20, "quick": 3000, "full": 10000}
-        self.ema = ema
-        if ema is not None:  # exponential moving average of the weights, used for sampling
+            self.net = MLPDenoiser(self.image_shape[0], self.n_classes, hidden=cfg.hidden, layers=cfg.layers)
+        self.default_steps = recipes.STEPS["DDPM/images" if self.is_image else "DDPM/vectors"]
+        self.ema = cfg.ema
+        if self.ema is not None:  # exponential moving average of the weights, used for sampling
             self.ema_net = copy.deepcopy(self.net).requires_grad_(False)
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
 
@@ -409,12 +420,12 @@ class DDPM(GenerativeModel):
         n: int,
         labels=None,
         *,
+        generator: torch.Generator | int | None = None,
         guidance: float = 0.0,
         method: str = "ancestral",
         steps: int | None = None,
         eta: float = 0.0,
         return_chain: bool = False,
-        generator=None,
         clip: bool = False,
     ):
         """Draw ``n`` samples: images in [0, 1] shaped (n, C, H, W), or raw vectors (n, D).
@@ -432,50 +443,55 @@ class DDPM(GenerativeModel):
         """
         if clip and not self.is_image:
             raise ValueError("clip=True needs image data (the range [−1, 1] is known only for images)")
-        if int(n) != n or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        n = int(n)
+        if method not in ("ancestral", "ddim"):
+            raise ValueError(f"method must be 'ancestral' or 'ddim', got {method!r}")
+        if method == "ancestral" and steps is not None and steps != self.T:
+            raise ValueError(f"ancestral sampling runs all T={self.T} steps; use method='ddim' for fewer")
+        n = self.check_n(n)
         y = self._labels(n, labels)
         if self.n_classes is not None and y is None and guidance != 0:
             raise ValueError("guidance needs labels")
-        gen = _as_generator(generator)
-        dev = self.device_of()
-        x = _randn((n, *self.image_shape), gen, dev)  # x_T ~ N(0, I)
+        gen = self.as_generator(generator)
+        x = _randn((n, *self.image_shape), gen, self.device_of())  # x_T ~ N(0, I)
         chain = {self.T: self.to_data_space(x).cpu()} if return_chain else None
         if method == "ancestral":
-            if steps is not None and steps != self.T:
-                raise ValueError(f"ancestral sampling runs all T={self.T} steps; use method='ddim' for fewer")
-            for t in range(self.T, 0, -1):
-                if clip:
-                    mean = self._clipped_mean(x, t, y, guidance)
-                else:
-                    mean = self.predict_mean(x, t, y, guidance=guidance)
-                if t > 1:
-                    x = mean + self.sigma(t).to(x.dtype) * _randn(x.shape, gen, dev)
-                else:
-                    x = mean  # z = 0 at the last step
-                if chain is not None:
-                    chain[t - 1] = self.to_data_space(x).cpu()
-        elif method == "ddim":
-            times = self.ddim_times(50 if steps is None else steps)
-            for t, t_next in itertools.pairwise(times):
-                eps = self.predict_noise(x, t, y, guidance=guidance)
-                a_t = self.schedule.alpha_bar(t).to(x.dtype)
-                a_next = self.schedule.alpha_bar(t_next).to(x.dtype)
-                x0_hat = (x - torch.sqrt(1 - a_t) * eps) / torch.sqrt(a_t)
-                if clip:
-                    x0_hat = x0_hat.clamp(-1, 1)
-                    eps = (x - torch.sqrt(a_t) * x0_hat) / torch.sqrt(1 - a_t)
-                s = eta * torch.sqrt((1 - a_next) / (1 - a_t) * (1 - a_t / a_next))
-                x = torch.sqrt(a_next) * x0_hat + torch.sqrt(1 - a_next - s**2) * eps
-                if eta > 0 and t_next > 0:
-                    x = x + s * _randn(x.shape, gen, dev)
-                if chain is not None:
-                    chain[t_next] = self.to_data_space(x).cpu()
+            x = self._ancestral(x, y, guidance=guidance, clip=clip, gen=gen, chain=chain)
         else:
-            raise ValueError(f"method must be 'ancestral' or 'ddim', got {method!r}")
+            times = self.ddim_times(50 if steps is None else steps)
+            x = self._ddim(x, y, times, guidance=guidance, clip=clip, eta=eta, gen=gen, chain=chain)
         out = self.to_data_space(x)
         return (out, chain) if return_chain else out
+
+    def _ancestral(self, x, y, *, guidance, clip, gen, chain):
+        """Algorithm 2: x_{t−1} = μ_θ(x_t, t) + σ_t z for t = T … 1, with z = 0 at the last step."""
+        for t in range(self.T, 0, -1):
+            mean = (
+                self._clipped_mean(x, t, y, guidance)
+                if clip
+                else self.predict_mean(x, t, y, guidance=guidance)
+            )
+            x = mean + self.sigma(t).to(x.dtype) * _randn(x.shape, gen, x.device) if t > 1 else mean
+            if chain is not None:
+                chain[t - 1] = self.to_data_space(x).cpu()
+        return x
+
+    def _ddim(self, x, y, times, *, guidance, clip, eta, gen, chain):
+        """DDIM over the visited ``times``: x_{t'} = √ᾱ_{t'} x̂_0 + √(1 − ᾱ_{t'} − s²) ε̂ (+ s z when η > 0)."""
+        for t, t_next in itertools.pairwise(times):
+            eps = self.predict_noise(x, t, y, guidance=guidance)
+            a_t = self.schedule.alpha_bar(t).to(x.dtype)
+            a_next = self.schedule.alpha_bar(t_next).to(x.dtype)
+            x0_hat = (x - torch.sqrt(1 - a_t) * eps) / torch.sqrt(a_t)
+            if clip:
+                x0_hat = x0_hat.clamp(-1, 1)
+                eps = (x - torch.sqrt(a_t) * x0_hat) / torch.sqrt(1 - a_t)
+            s = eta * torch.sqrt((1 - a_next) / (1 - a_t) * (1 - a_t / a_next))
+            x = torch.sqrt(a_next) * x0_hat + torch.sqrt(1 - a_next - s**2) * eps
+            if eta > 0 and t_next > 0:
+                x = x + s * _randn(x.shape, gen, x.device)
+            if chain is not None:
+                chain[t_next] = self.to_data_space(x).cpu()
+        return x
 
     def _clipped_mean(self, x, t, y, guidance):
         eps = self.predict_noise(x, t, y, guidance=guidance)
@@ -506,10 +522,12 @@ class ConditionalDDPM(DDPM):
 
     requires_classes = True
 
-    def sample(self, n: int, labels=None, **kwargs):
+    def sample(self, n: int, labels=None, *, generator: torch.Generator | int | None = None, **options):
+        """:meth:`DDPM.sample` of the requested classes: ``labels`` is required (``options``:
+        ``guidance``, ``method``, ``steps``, ``eta``, ``return_chain``, ``clip``)."""
         if labels is None:
             raise ValueError("ConditionalDDPM is conditional: pass labels (one per sample)")
-        return super().sample(n, labels, **kwargs)
+        return super().sample(n, labels, generator=generator, **options)
 
 
 # -- the variational bound and the optimal noise predictor (see chapter 08) ------------------
@@ -572,6 +590,33 @@ def lsimple_weights(schedule: NoiseSchedule, sigma2=None) -> torch.Tensor:
     return b**2 / (2 * s2 * a * (1 - a_bar))
 
 
+def _check_vlb_args(model: DDPM, x: torch.Tensor, levels, stride) -> int:
+    """``ValueError`` unless :func:`variational_bound` can score ``x``; returns ``stride`` as an int."""
+    if model.n_classes is not None:
+        raise ValueError("variational_bound handles unconditional models only")
+    model._check_x(x, "x")
+    if model.is_image and levels is None:
+        raise ValueError("images need levels (the number of grey levels, e.g. 17 for the 8x8 digits)")
+    if not model.is_image and levels is not None:
+        raise ValueError("levels is for images; vector data uses the Gaussian density (levels=None)")
+    if int(stride) != stride or stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+    return int(stride)
+
+
+def _vlb_tables(model: DDPM) -> tuple[torch.Tensor, ...]:
+    """float64 tables β_t, α_t, ᾱ_t and σ_t² for t = 0…T (ᾱ_0 = 1), on the model's device."""
+    dev, T = model.device_of(), model.schedule.T
+    b = torch.cat([torch.zeros(1, dtype=torch.float64), model.schedule.betas.double().cpu()]).to(dev)
+    a = 1 - b
+    a_bar = torch.cumprod(a, 0)
+    sig2 = torch.stack([model.sigma(t).double().reshape(()) for t in range(1, T + 1)]).to(dev) ** 2
+    sig2 = torch.cat([sig2.new_ones(1), sig2])
+    if float(sig2[1]) <= 0:  # σ_1 = √β̃_1 = 0 (sigma="posterior"): the decoder uses σ_1² = β_1
+        sig2[1] = b[1]
+    return b, a, a_bar, sig2
+
+
 @torch.no_grad()
 def variational_bound(
     model: DDPM, x: torch.Tensor, *, levels: int | None = None, stride: int = 1, generator=None
@@ -595,30 +640,14 @@ def variational_bound(
     term as many times as the block is long: an unbiased estimate of the sum, independent across
     samples; unvisited entries of ``terms`` are NaN.
     """
-    if model.n_classes is not None:
-        raise ValueError("variational_bound handles unconditional models only")
-    model._check_x(x, "x")
-    if model.is_image and levels is None:
-        raise ValueError("images need levels (the number of grey levels, e.g. 17 for the 8x8 digits)")
-    if not model.is_image and levels is not None:
-        raise ValueError("levels is for images; vector data uses the Gaussian density (levels=None)")
-    if int(stride) != stride or stride < 1:
-        raise ValueError(f"stride must be a positive integer, got {stride!r}")
-    stride = int(stride)
+    stride = _check_vlb_args(model, x, levels, stride)
     gen = _as_generator(generator)
-    s, T = model.schedule, model.schedule.T
+    T = model.schedule.T
     dev = model.device_of()
     x0 = model.to_model_space(x.to(dev).float()).double()
     n, d = x0.shape[0], x0[0].numel()
     shape = (n, *([1] * (x0.dim() - 1)))  # broadcast per-sample numbers over the pixels
-    # float64 tables, index t = 0…T (ᾱ_0 = 1)
-    b = torch.cat([torch.zeros(1, dtype=torch.float64), s.betas.double().cpu()]).to(dev)
-    a = 1 - b
-    a_bar = torch.cumprod(a, 0)
-    sig2 = torch.stack([model.sigma(t).double().reshape(()) for t in range(1, T + 1)]).to(dev) ** 2
-    sig2 = torch.cat([sig2.new_ones(1), sig2])
-    if float(sig2[1]) <= 0:  # σ_1 = √β̃_1 = 0 (sigma="posterior"): the decoder uses σ_1² = β_1
-        sig2[1] = b[1]
+    b, a, a_bar, sig2 = _vlb_tables(model)
     prior = gaussian_kl(torch.sqrt(a_bar[T]) * x0, 1 - a_bar[T], 0.0, 1.0).reshape(n, -1).sum(1)
     terms = torch.full((n, T - 1), math.nan, dtype=torch.float64, device=dev)
     weighted = torch.zeros(n, dtype=torch.float64, device=dev)  # Σ_t L_{t−1}, or its estimate
@@ -697,6 +726,7 @@ def gmm_optimal_eps(x_t: torch.Tensor, t, schedule: NoiseSchedule, means, std: f
 __all__ = [
     "DDPM",
     "ConditionalDDPM",
+    "DDPMConfig",
     "NoiseSchedule",
     "check_betas",
     "cosine_betas",

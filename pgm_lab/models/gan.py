@@ -22,13 +22,15 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import GenerativeModel
+from .. import recipes
+from .base import GenerativeModel, ModelConfig
 
 LOSSES = ("minimax", "nonsaturating")
 
@@ -265,10 +267,72 @@ def _dcgan_init(module: nn.Module) -> None:
 # -- the model ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class GANConfig(ModelConfig):
+    """Sizes and game settings of :class:`GAN` (see its docstring for each field's role).
+
+    ``z_dim=None``, ``mbstd=None`` and ``ema="auto"`` resolve by data kind: 32, on and 0.99 for
+    images; 2, off and None (no moving average) for vectors.
+    """
+
+    loss: str = "nonsaturating"
+    z_dim: int | None = None
+    hidden: int = 128
+    layers: int = 3
+    base: int = 32
+    d_steps: int = 1
+    g_steps: int = 1
+    d_warmup: int = 0
+    beta1: float = 0.5
+    mbstd: bool | None = None
+    spectral: bool = False
+    ema: float | str | None = "auto"
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._resolve_auto()
+        if self.ema is not None and (isinstance(self.ema, str) or not 0 < self.ema < 1):
+            raise ValueError(f"ema must be a decay in (0, 1), None or 'auto', got {self.ema!r}")
+        self.check_choice("loss", LOSSES)
+        self.check_positive("z_dim", "hidden", "layers", "base", "d_steps", "g_steps")
+        self.check_positive("d_warmup", allow_zero=True)
+        self.check_range("beta1", 0.0, 1.0)
+        if self.is_image and (self.image_shape[1] % 4 or self.image_shape[2] % 4):
+            h, w = self.image_shape[1:]
+            raise ValueError(f"image_shape: DCGAN image height and width must be divisible by 4, got {h}×{w}")
+
+    def _resolve_auto(self) -> None:
+        """Fill in the defaults that depend on the data kind (images or vectors)."""
+        if self.ema == "auto":  # on for images (where it measurably helps), off for the 2-D toy data
+            self._set("ema", 0.99 if self.is_image else None)
+        if self.z_dim is None:
+            self._set("z_dim", 32 if self.is_image else 2)
+        if self.mbstd is None:  # on by default for images, off for the 2-D toy data of chapter 09
+            self._set("mbstd", self.is_image)
+        self._set("mbstd", bool(self.mbstd))
+        self._set("spectral", bool(self.spectral))
+        if self.ema is not None and not isinstance(self.ema, str):
+            self._set("ema", float(self.ema))
+
+    def as_dict(self) -> dict:
+        """The fields that shape this GAN: the players' sizes of its data kind, and the
+        optional settings only where they differ from their defaults."""
+        out = super().as_dict()
+        optional = {"d_warmup": 0, "g_steps": 1, "ema": None}
+        for name, default in optional.items():
+            if out[name] == default:
+                del out[name]
+        unused = ("hidden", "layers") if self.is_image else ("base", "spectral")
+        for name in unused:
+            del out[name]
+        return out
+
+
 class GAN(GenerativeModel):
     """A GAN trained by alternating updates inside ``pgm_lab.train.fit`` (see chapter 09).
 
-    ``GAN(image_shape=(1, 8, 8), n_classes=None, loss="nonsaturating", z_dim=..., ...)``: images
+    ``GAN(image_shape=(1, 8, 8), n_classes=None, loss="nonsaturating", z_dim=..., ...)`` (sizes in
+    :class:`GANConfig`): images
     (C, H, W) with H and W divisible by 4 get the DCGAN players (``base`` channels); vectors (D,)
     get MLPs (``hidden``, ``layers``). ``loss`` is the generator's objective, ``"minimax"`` or
     ``"nonsaturating"``; ``d_steps`` discriminator updates precede ``g_steps`` generator updates;
@@ -276,8 +340,8 @@ class GAN(GenerativeModel):
     makes D confident before G moves, as in chapter 09's vanishing-gradient experiment);
     ``beta1`` is Adam's first-moment decay (0.5 as in DCGAN). ``mbstd`` appends the minibatch
     standard deviation to D's features (default: on for images, off for vectors); image
-    discriminators may also use spectral normalisation (``spectral``); see :class:`DCDiscriminator`. With ``n_classes`` both players see the label (see
-    :class:`ConditionalGAN`).
+    discriminators may also use spectral normalisation (``spectral``); see :class:`DCDiscriminator`.
+    With ``n_classes`` both players see the label (see :class:`ConditionalGAN`).
 
     ``ema`` (a decay such as 0.99; ``"auto"``: 0.99 for images, off for vectors; None: off) samples
     from an exponential moving average of G's weights (Yazıcı et al. 2019), which smooths the
@@ -287,78 +351,28 @@ class GAN(GenerativeModel):
     data and on fakes) and ``grad_G`` (the norm of the generator's gradient).
     """
 
-    def __init__(
-        self,
-        image_shape=(1, 8, 8),
-        n_classes: int | None = None,
-        *,
-        loss: str = "nonsaturating",
-        z_dim: int | None = None,
-        hidden: int = 128,
-        layers: int = 3,
-        base: int = 32,
-        d_steps: int = 1,
-        g_steps: int = 1,
-        d_warmup: int = 0,
-        beta1: float = 0.5,
-        mbstd: bool | None = None,
-        spectral: bool = False,
-        ema: float | str | None = "auto",
-    ):
-        shape = tuple(int(s) for s in image_shape)
-        if ema == "auto":  # on for images (where it measurably helps), off for the 2-D toy data
-            ema = 0.99 if len(shape) == 3 else None
-        if ema is not None and (isinstance(ema, str) or not 0 < ema < 1):
-            raise ValueError(f"ema must be a decay in (0, 1), None or 'auto', got {ema!r}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        if int(d_steps) != d_steps or d_steps < 1:
-            raise ValueError(f"d_steps must be a positive integer, got {d_steps!r}")
-        if int(g_steps) != g_steps or g_steps < 1:
-            raise ValueError(f"g_steps must be a positive integer, got {g_steps!r}")
-        if int(d_warmup) != d_warmup or d_warmup < 0:
-            raise ValueError(f"d_warmup must be a non-negative integer, got {d_warmup!r}")
-        if not 0 <= beta1 < 1:
-            raise ValueError(f"beta1 must lie in [0, 1), got {beta1}")
-        is_image = len(shape) == 3
-        if z_dim is None:
-            z_dim = 32 if is_image else 2
-        if mbstd is None:
-            mbstd = is_image  # on by default for images, off for the 2-D toy data of chapter 09
-        sizes = {"loss": loss, "z_dim": int(z_dim), "d_steps": int(d_steps), "beta1": float(beta1)}
-        if d_warmup:
-            sizes["d_warmup"] = int(d_warmup)
-        if g_steps != 1:
-            sizes["g_steps"] = int(g_steps)
-        if ema is not None:
-            sizes["ema"] = float(ema)
-        if is_image:
-            sizes.update(base=int(base), mbstd=bool(mbstd), spectral=bool(spectral))
-        else:
-            sizes.update(hidden=int(hidden), layers=int(layers), mbstd=bool(mbstd))
+    Config = GANConfig
+
+    def __init__(self, image_shape=None, n_classes: int | None = None, **sizes):
         super().__init__(image_shape, n_classes, **sizes)
-        self.loss_kind = loss
-        self.z_dim = int(z_dim)
-        self.d_steps = int(d_steps)
-        self.g_steps = int(g_steps)
-        self.d_warmup = int(d_warmup)
+        cfg = self.cfg
+        self.loss_kind, self.z_dim, self.beta1, self.ema = cfg.loss, cfg.z_dim, cfg.beta1, cfg.ema
+        self.d_steps, self.g_steps, self.d_warmup = cfg.d_steps, cfg.g_steps, cfg.d_warmup
+        self.is_image = cfg.is_image
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
-        self.beta1 = float(beta1)
-        self.is_image = is_image
-        if is_image:
-            _c, h, w = self.image_shape
-            if h % 4 or w % 4:
-                raise ValueError(f"DCGAN image height and width must be divisible by 4, got {h}×{w}")
-            self.G = DCGenerator(self.image_shape, self.z_dim, self.n_classes, base)
-            self.D = DCDiscriminator(self.image_shape, self.n_classes, base, mbstd=mbstd, spectral=spectral)
+        if self.is_image:
+            self.G = DCGenerator(self.image_shape, cfg.z_dim, self.n_classes, cfg.base)
+            self.D = DCDiscriminator(
+                self.image_shape, self.n_classes, cfg.base, mbstd=cfg.mbstd, spectral=cfg.spectral
+            )
             self.G.apply(_dcgan_init)  # D keeps PyTorch's default initialisation
-            self.default_steps = {"smoke": 20, "quick": 1500, "full": 6000}
         else:
-            self.G = MLPGenerator(self.z_dim, self.image_shape[0], self.n_classes, hidden, layers)
-            self.D = MLPDiscriminator(self.image_shape[0], self.n_classes, hidden, layers, mbstd=mbstd)
-            self.default_steps = {"smoke": 20, "quick": 2500, "full": 2500}
-        self.ema = ema
-        if ema is not None:  # a moving average of G's weights, used for sampling
+            self.G = MLPGenerator(cfg.z_dim, self.image_shape[0], self.n_classes, cfg.hidden, cfg.layers)
+            self.D = MLPDiscriminator(
+                self.image_shape[0], self.n_classes, cfg.hidden, cfg.layers, mbstd=cfg.mbstd
+            )
+        self.default_steps = recipes.STEPS["GAN/images" if self.is_image else "GAN/vectors"]
+        if self.ema is not None:  # a moving average of G's weights, used for sampling
             self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
 
     @property
@@ -440,21 +454,25 @@ class GAN(GenerativeModel):
 
     # -- sampling -------------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, n: int, labels=None, *, z: torch.Tensor | None = None, generator=None) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        labels=None,
+        *,
+        generator: torch.Generator | int | None = None,
+        z: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``n`` samples G(z), z ~ N(0, I): images in [0, 1] (n, C, H, W) or raw vectors (n, D).
 
         ``generator`` (a ``torch.Generator`` or int seed) or an explicit ``z`` (n, z_dim) makes
         it reproducible. Batch norm uses its running statistics (the model is put in eval mode
         for the draw and restored afterwards).
         """
-        if int(n) != n or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        n = int(n)
+        n = self.check_n(n)
         y = self.check_labels(n, labels)
         dev = self.device_of()
         if z is None:
-            if isinstance(generator, int) and not isinstance(generator, bool):
-                generator = torch.Generator().manual_seed(generator)
+            generator = self.as_generator(generator)
             if generator is None:
                 z = torch.randn(n, self.z_dim, device=dev)
             else:
@@ -488,6 +506,7 @@ __all__ = [
     "ConditionalGAN",
     "DCDiscriminator",
     "DCGenerator",
+    "GANConfig",
     "MLPDiscriminator",
     "MLPGenerator",
     "discriminator_loss",

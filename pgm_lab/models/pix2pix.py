@@ -29,14 +29,15 @@ the channel axis, so that ``pgm_lab.train.fit(model, pairs)`` carries both).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import GenerativeModel
+from .. import recipes
+from .base import GenerativeModel, ModelConfig
 
 #: the default PatchGAN layers as (kernel, stride, padding); the last one outputs the logit grid.
 #: On 16×16 images: receptive field 10×10, an 8×8 grid of overlapping patches.
@@ -216,82 +217,79 @@ class PatchDiscriminator(nn.Module):
 
 
 # -- the model ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Pix2PixConfig(ModelConfig):
+    """Sizes of :class:`Pix2Pix`: the target ``image_shape`` (C, H, W), the input channels, the
+    U-Net (``base_channels``, ``depth``, ``dropout``), the PatchGAN (``disc_channels``,
+    ``disc_layers`` as (kernel, stride[, padding])), the ablation ``mode`` and the weights
+    ``lam`` (L1) and ``adv_weight`` (adversarial). ``mode="l1"`` sets ``adv_weight`` to 0,
+    ``mode="gan"`` sets ``lam`` to 0."""
+
+    image_shape: tuple[int, ...] = (1, 16, 16)
+    in_channels: int = 1
+    base_channels: int = 16
+    depth: int = 2
+    disc_channels: int = 16
+    disc_layers: tuple = DEFAULT_PATCH_LAYERS
+    mode: str = "both"
+    lam: float = 100.0
+    adv_weight: float = 1.0
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.n_classes is not None:
+            raise ValueError("Pix2Pix is conditioned on an input image, not a class: leave n_classes=None")
+        self.check_choice("mode", MODES)
+        if not (self.lam >= 0 and self.adv_weight >= 0):
+            raise ValueError(
+                f"lam and adv_weight must be non-negative, got lam={self.lam}, adv_weight={self.adv_weight}"
+            )
+        self.check_positive("in_channels", "base_channels", "depth", "disc_channels")
+        self.check_range("dropout", 0.0, 1.0)
+        self._set("lam", 0.0 if self.mode == "gan" else float(self.lam))
+        self._set("adv_weight", 0.0 if self.mode == "l1" else float(self.adv_weight))
+        if self.lam == 0 and self.adv_weight == 0:
+            raise ValueError("lam and adv_weight are both 0: the generator would have no loss")
+        self._set("disc_layers", tuple(_layer_specs(self.disc_layers)))
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        if not self.is_image:
+            raise ValueError(
+                f"Pix2Pix translates images: image_shape must be (C, H, W), got {self.image_shape!r}"
+            )
+        _c, h, w = self.image_shape
+        if h % 2**self.depth or w % 2**self.depth:
+            raise ValueError(
+                f"image height and width must be divisible by 2**depth = {2**self.depth}, got {h}×{w}"
+            )
+        patch_grid(self.disc_layers, h, w)  # raises when the images are too small for the discriminator
+
+
 class Pix2Pix(GenerativeModel):
     """Pix2Pix: g_θ(x) trained with adversarial (PatchGAN) + λ·L1 loss on paired images (chapter 10).
 
-    ``image_shape`` is the shape (C, H, W) of the *targets*; ``in_channels`` the channels of the
+    Sizes in :class:`Pix2PixConfig`. ``image_shape`` is the shape (C, H, W) of the *targets*; ``in_channels`` the channels of the
     inputs (same H, W). ``mode`` switches the ablation: ``"both"`` (adversarial weight
     ``adv_weight`` and ``lam``), ``"l1"`` (only λ·L1: no discriminator is trained) or ``"gan"``
     (only the conditional GAN loss). Train with ``pgm_lab.train.fit(model, pairs)`` where
     ``pairs`` is a :class:`pgm_lab.paired.PairedDataset`; translate with :meth:`translate`.
     """
 
-    default_steps: ClassVar[dict[str, int]] = {"smoke": 10, "quick": 1500, "full": 6000}
+    Config = Pix2PixConfig
+    default_steps: ClassVar[dict[str, int]] = recipes.STEPS["Pix2Pix"]
     #: fit's data carry the inputs and the targets (stacked along channels)
     paired = True
 
-    def __init__(
-        self,
-        image_shape=(1, 16, 16),
-        n_classes: int | None = None,
-        *,
-        in_channels: int = 1,
-        base_channels: int = 16,
-        depth: int = 2,
-        disc_channels: int = 16,
-        disc_layers: Sequence = DEFAULT_PATCH_LAYERS,
-        mode: str = "both",
-        lam: float = 100.0,
-        adv_weight: float = 1.0,
-        dropout: float = 0.0,
-    ):
-        if n_classes is not None:
-            raise ValueError("Pix2Pix is conditioned on an input image, not a class: leave n_classes=None")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if lam < 0 or adv_weight < 0:
-            raise ValueError(
-                f"lam and adv_weight must be non-negative, got lam={lam}, adv_weight={adv_weight}"
-            )
-        if int(in_channels) != in_channels or in_channels < 1:
-            raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
-        if int(depth) != depth or depth < 1:
-            raise ValueError(f"depth must be a positive integer, got {depth!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
-        if mode == "l1":
-            adv_weight = 0.0
-        elif mode == "gan":
-            lam = 0.0
-        if lam == 0 and adv_weight == 0:
-            raise ValueError("lam and adv_weight are both 0: the generator would have no loss")
-        layers = tuple(_layer_specs(disc_layers))
-        super().__init__(
-            image_shape,
-            None,
-            in_channels=int(in_channels),
-            base_channels=int(base_channels),
-            depth=int(depth),
-            disc_channels=int(disc_channels),
-            disc_layers=layers,
-            mode=mode,
-            lam=float(lam),
-            adv_weight=float(adv_weight),
-            dropout=float(dropout),
-        )
-        if len(self.image_shape) != 3:
-            raise ValueError(f"Pix2Pix translates images: image_shape must be (C, H, W), got {image_shape!r}")
-        c, h, w = self.image_shape
-        if h % 2**depth or w % 2**depth:
-            raise ValueError(
-                f"image height and width must be divisible by 2**depth = {2**depth}, got {h}×{w}"
-            )
-        patch_grid(layers, h, w)  # raises when the images are too small for the discriminator
-        self.in_channels = int(in_channels)
-        self.out_channels = c
-        self.mode, self.lam, self.adv_weight = mode, float(lam), float(adv_weight)
-        self.generator = UNetGenerator(self.in_channels, c, base_channels, depth, dropout)
-        self.discriminator = PatchDiscriminator(self.in_channels + c, disc_channels, layers)
+    def __init__(self, image_shape=None, n_classes: int | None = None, **sizes):
+        super().__init__(image_shape, n_classes, **sizes)
+        cfg = self.cfg
+        self.in_channels = cfg.in_channels
+        self.out_channels = c = self.image_shape[0]
+        self.mode, self.lam, self.adv_weight = cfg.mode, cfg.lam, cfg.adv_weight
+        self.generator = UNetGenerator(cfg.in_channels, c, cfg.base_channels, cfg.depth, cfg.dropout)
+        self.discriminator = PatchDiscriminator(cfg.in_channels + c, cfg.disc_channels, cfg.disc_layers)
 
     # -- data --------------------------------------------------------------------------------
     @property
@@ -363,8 +361,13 @@ class Pix2Pix(GenerativeModel):
         self.train(was_training)
         return torch.cat(out) if out else x.new_zeros((0, *self.image_shape))
 
-    def sample(self, n: int, labels=None) -> torch.Tensor:
-        """Pix2Pix is conditioned on images: ``sample(n, x)`` with inputs x (n, C_in, H, W) = ``translate(x)``."""
+    def sample(self, n: int, labels=None, *, generator: torch.Generator | int | None = None) -> torch.Tensor:
+        """Pix2Pix is conditioned on images: ``sample(n, x)`` with inputs x (n, C_in, H, W) = ``translate(x)``.
+
+        g_θ(x) is deterministic (its noise is dropout, off when sampling): ``generator`` is accepted
+        for the common interface and not used.
+        """
+        n = self.check_n(n)
         if torch.is_tensor(labels) and labels.dim() == 4:
             if len(labels) != n:
                 raise ValueError(f"expected {n} input images, got {len(labels)}")
@@ -440,6 +443,7 @@ __all__ = [
     "MODES",
     "PatchDiscriminator",
     "Pix2Pix",
+    "Pix2PixConfig",
     "UNetGenerator",
     "patch_grid",
     "patch_window",

@@ -21,18 +21,18 @@ of the current one never enter its receptive field (:func:`dependency_map` shows
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from ..data import binarize_and_shift
-from .base import GenerativeModel
+from .. import recipes
+from ..losses import nll_to_bits_per_dim
+from .base import GenerativeModel, ModelConfig
 
-#: how chapters 06 and 10 and the benchmark train PixelCNNs on the digits: ``fit(model, data, **TRAINING)``
-#: (±1-pixel shifts and fresh Bernoulli binarisation of the grey levels in every batch, learning
-#: rate decayed to 0 along a cosine)
-TRAINING = {"lr": 3e-3, "lr_schedule": "cosine", "transform": binarize_and_shift}
+#: chapter 06's recipe, ``fit(model, data, **TRAINING)``; it lives in :data:`pgm_lab.recipes.PIXELCNN`
+TRAINING = recipes.PIXELCNN
 
 
 def causal_mask(kernel_size: int, mask_type: str, in_channels: int, out_channels: int, n_colors: int = 1):
@@ -97,62 +97,76 @@ class _MaskedResidual(nn.Module):
         return h + self.conv2(self.dropout(torch.relu(out)))
 
 
+def output_head(channels: int, n_colors: int) -> nn.Sequential:
+    """ReLU, masked 1×1 (type B), ReLU, masked 1×1 to one logit per sub-pixel (PixelCNN and
+    PixelRNN, chapter 06)."""
+    return nn.Sequential(
+        nn.ReLU(),
+        MaskedConv2d(channels, channels, 1, "B", n_colors),
+        nn.ReLU(),
+        MaskedConv2d(channels, n_colors, 1, "B", n_colors),
+    )
+
+
+@dataclass(frozen=True)
+class PixelCNNConfig(ModelConfig):
+    """Sizes of :class:`PixelCNN`: ``channels`` hidden feature maps (a multiple of C),
+    ``n_layers`` residual blocks of ``kernel_size`` masked convolutions after a type-A
+    ``first_kernel`` layer, ``dropout`` inside the blocks."""
+
+    channels: int = 32
+    n_layers: int = 4
+    kernel_size: int = 3
+    first_kernel: int = 7
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.is_image:
+            raise ValueError(f"image_shape: PixelCNN needs images (C, H, W), got {self.image_shape}")
+        self.check_positive("channels")
+        self.check_positive("n_layers", allow_zero=True)
+        self.check_odd("kernel_size", "first_kernel")
+        self.check_range("dropout", 0.0, 1.0)
+        if self.channels % self.image_shape[0]:
+            raise ValueError(
+                f"channels ({self.channels}) must be a multiple of the image channels ({self.image_shape[0]})"
+            )
+
+
+@dataclass(frozen=True)
+class ConditionalPixelCNNConfig(PixelCNNConfig):
+    """:class:`PixelCNNConfig` with the width chapter 10 uses: 64 channels (with 32, about 89%
+    of the samples show the requested digit after chapter 10's recipe, with 64 about 90%)."""
+
+    channels: int = 64
+
+
 class PixelCNN(GenerativeModel):
     """PixelCNN over binary images ``(C, H, W)``: p(x) = Π_i Bernoulli(x_i; σ(f_i(x_<i))) (chapter 06).
 
-    Sizes: ``channels`` (hidden feature maps, a multiple of C), ``n_layers`` residual blocks
-    with ``kernel_size`` masked convolutions after a ``first_kernel`` type-A layer (7×7 by
-    default: on 8×8 digits it covers most of the blind spot);
-    ``dropout`` inside the blocks against over-fitting small data sets.
+    Sizes (:class:`PixelCNNConfig`): ``channels`` (hidden feature maps, a multiple of C),
+    ``n_layers`` residual blocks with ``kernel_size`` masked convolutions after a
+    ``first_kernel`` type-A layer (7×7 by default: on 8×8 digits it covers most of the blind
+    spot); ``dropout`` inside the blocks against over-fitting small data sets.
     Grey-level inputs in [0, 1] are accepted and scored by cross-entropy (for training with
     stochastic binarisation, use ``pgm_lab.data.stochastic_binarize``).
     """
 
-    default_steps: ClassVar[dict[str, int]] = {"smoke": 20, "quick": 2400, "full": 10000}
+    Config = PixelCNNConfig
+    default_steps: ClassVar[dict[str, int]] = recipes.STEPS["PixelCNN"]
 
-    def __init__(
-        self,
-        image_shape=(1, 8, 8),
-        n_classes: int | None = None,
-        *,
-        channels: int = 32,
-        n_layers: int = 4,
-        kernel_size: int = 3,
-        first_kernel: int = 7,
-        dropout: float = 0.0,
-    ):
-        super().__init__(
-            image_shape,
-            n_classes,
-            channels=channels,
-            n_layers=n_layers,
-            kernel_size=kernel_size,
-            first_kernel=first_kernel,
-            dropout=dropout,
-        )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
-        if len(self.image_shape) != 3:
-            raise ValueError(f"PixelCNN needs images (C, H, W), got image_shape={self.image_shape}")
-        c = self.image_shape[0]
-        if channels % c:
-            raise ValueError(f"channels ({channels}) must be a multiple of the image channels ({c})")
-        if n_layers < 0:
-            raise ValueError(f"n_layers must be >= 0, got {n_layers}")
-        self.input = MaskedConv2d(c, channels, first_kernel, "A", c)
+    def __init__(self, image_shape=None, n_classes: int | None = None, **sizes):
+        super().__init__(image_shape, n_classes, **sizes)
+        cfg, c = self.cfg, self.image_shape[0]
+        self.input = MaskedConv2d(c, cfg.channels, cfg.first_kernel, "A", c)
         self.blocks = nn.ModuleList(
-            _MaskedResidual(channels, kernel_size, c, dropout) for _ in range(n_layers)
+            _MaskedResidual(cfg.channels, cfg.kernel_size, c, cfg.dropout) for _ in range(cfg.n_layers)
         )
-        self.output = nn.Sequential(
-            nn.ReLU(),
-            MaskedConv2d(channels, channels, 1, "B", c),
-            nn.ReLU(),
-            MaskedConv2d(channels, c, 1, "B", c),
-        )
-        self.label_bias = (
-            nn.Embedding(self.n_classes, channels * (n_layers + 1)) if self.n_classes is not None else None
-        )
-        if self.label_bias is not None:
+        self.output = output_head(cfg.channels, c)
+        self.label_bias = None
+        if self.n_classes is not None:  # one learned bias per class and layer, starting at 0
+            self.label_bias = nn.Embedding(self.n_classes, cfg.channels * (cfg.n_layers + 1))
             nn.init.zeros_(self.label_bias.weight)
 
     # -- the model --------------------------------------------------------------------------
@@ -162,7 +176,7 @@ class PixelCNN(GenerativeModel):
         if self.label_bias is not None:
             if y is None:
                 raise ValueError(f"{type(self).__name__} is conditional: pass labels")
-            biases = self.label_bias(y).view(len(y), -1, self.config["channels"], 1, 1)  # (B, L+1, ch, 1, 1)
+            biases = self.label_bias(y).view(len(y), -1, self.cfg.channels, 1, 1)  # (B, L+1, ch, 1, 1)
         h = self.input(2.0 * x - 1.0)  # (B, ch, H, W); inputs centred in [-1, 1]
         if biases is not None:
             h = h + biases[:, 0]
@@ -181,28 +195,30 @@ class PixelCNN(GenerativeModel):
     def loss(self, x, y=None):
         nll = -self.log_prob(x, y).mean()
         d = x[0].numel()
-        return nll, {
-            "nll": float(nll.detach()),
-            "bits_per_dim": float(nll.detach()) / (d * 0.6931471805599453),
-        }
+        return nll, {"nll": float(nll.detach()), "bits_per_dim": float(nll_to_bits_per_dim(nll.detach(), d))}
 
     @torch.no_grad()
     def sample(
-        self, n: int, labels=None, *, generator: torch.Generator | None = None, return_steps: bool = False
+        self,
+        n: int,
+        labels=None,
+        *,
+        generator: torch.Generator | int | None = None,
+        return_steps: bool = False,
     ):
         """Draw ``n`` images pixel by pixel in raster order: H·W·C forward passes (chapter 06).
 
         Returns binary images ``(n, C, H, W)``; with ``return_steps=True`` also the list of
         partial images after each row (for an animation).
         """
-        if int(n) != n or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        y = self.check_labels(int(n), labels)
+        n = self.check_n(n)
+        y = self.check_labels(n, labels)
+        generator = self.as_generator(generator)
         was_training = self.training
         self.eval()
         c, h, w = self.image_shape
         dev = self.device_of()
-        x = torch.zeros(int(n), c, h, w, device=dev)
+        x = torch.zeros(n, c, h, w, device=dev)
         steps = []
         for i in range(h):
             for j in range(w):
@@ -223,7 +239,11 @@ class ConditionalPixelCNN(PixelCNN):
     conditional autoregressive model (chapter 10). Requires ``n_classes``.
     """
 
+    Config = ConditionalPixelCNNConfig
     requires_classes = True
+    #: the step size and batch that let the zero-initialised label biases grow in time
+    #: (read by ``pgm_lab.train.fit`` where it honours ``default_fit``; see :mod:`pgm_lab.recipes`)
+    default_fit: ClassVar[dict] = recipes.FIT["ConditionalPixelCNN"]
 
 
 def dependency_map(model: PixelCNN, row: int, col: int, channel: int = 0, *, x: torch.Tensor | None = None):
@@ -280,8 +300,10 @@ def sampling_cost(model: PixelCNN, n: int = 16, *, repeats: int = 3) -> dict[str
 
 __all__ = [
     "ConditionalPixelCNN",
+    "ConditionalPixelCNNConfig",
     "MaskedConv2d",
     "PixelCNN",
+    "PixelCNNConfig",
     "causal_mask",
     "dependency_map",
     "sampling_cost",

@@ -35,13 +35,16 @@ row step per layer instead of a pass over the whole image.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from .base import GenerativeModel
-from .pixelcnn import MaskedConv2d, causal_mask
+from .. import recipes
+from ..losses import nll_to_bits_per_dim
+from .base import GenerativeModel, ModelConfig
+from .pixelcnn import MaskedConv2d, causal_mask, output_head
 
 
 def row_mask(kernel_size: int, in_channels: int, out_channels: int, n_colors: int = 1) -> torch.Tensor:
@@ -102,54 +105,57 @@ class RowLSTM(nn.Module):
         return torch.stack(rows, dim=2)  # (B, hidden, H, W)
 
 
+@dataclass(frozen=True)
+class PixelRNNConfig(ModelConfig):
+    """Sizes of :class:`PixelRNN`: a type-A ``first_kernel`` masked convolution to ``channels``
+    feature maps (a multiple of C), ``n_layers`` Row LSTM layers with input-to-state width
+    ``kernel_size``."""
+
+    channels: int = 32
+    n_layers: int = 2
+    kernel_size: int = 3
+    first_kernel: int = 5
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.is_image:
+            raise ValueError(
+                f"image_shape: PixelRNN needs images (C, H, W), got image_shape={self.image_shape}"
+            )
+        self.check_positive("channels", "n_layers")
+        self.check_odd("kernel_size", "first_kernel")
+        if self.channels % self.image_shape[0]:
+            raise ValueError(
+                f"channels ({self.channels}) must be a positive multiple of the image channels "
+                f"({self.image_shape[0]})"
+            )
+
+
 class PixelRNN(GenerativeModel):
     """PixelRNN (Row LSTM) over binary images ``(C, H, W)``: p(x) = Π_i Bernoulli(x_i; σ(f_i(x_<i))).
 
-    Sizes: a type-A ``first_kernel``×``first_kernel`` masked convolution to ``channels`` feature
-    maps, ``n_layers`` :class:`RowLSTM` layers of ``channels`` hidden units with input-to-state
-    width ``kernel_size`` (each added to its input: residual connections as in the paper), and a
-    ReLU / masked 1×1 / ReLU / masked 1×1 output head giving one logit per sub-pixel. With
-    ``n_classes`` a learned per-class bias is added to the first features (p(x | c)).
-    See chapter 06.
+    Sizes (:class:`PixelRNNConfig`): a type-A ``first_kernel``×``first_kernel`` masked
+    convolution to ``channels`` feature maps, ``n_layers`` :class:`RowLSTM` layers of
+    ``channels`` hidden units with input-to-state width ``kernel_size`` (each added to its
+    input: residual connections as in the paper), and a ReLU / masked 1×1 / ReLU / masked 1×1
+    output head giving one logit per sub-pixel. With ``n_classes`` a learned per-class bias
+    is added to the first features (p(x | c)). See chapter 06.
     """
 
-    default_steps: ClassVar[dict[str, int]] = {"smoke": 20, "quick": 1200, "full": 10000}
+    Config = PixelRNNConfig
+    default_steps: ClassVar[dict[str, int]] = recipes.STEPS["PixelRNN"]
 
-    def __init__(
-        self,
-        image_shape=(1, 8, 8),
-        n_classes: int | None = None,
-        *,
-        channels: int = 32,
-        n_layers: int = 2,
-        kernel_size: int = 3,
-        first_kernel: int = 5,
-    ):
-        super().__init__(
-            image_shape,
-            n_classes,
-            channels=channels,
-            n_layers=n_layers,
-            kernel_size=kernel_size,
-            first_kernel=first_kernel,
+    def __init__(self, image_shape=None, n_classes: int | None = None, **sizes):
+        super().__init__(image_shape, n_classes, **sizes)
+        cfg, c = self.cfg, self.image_shape[0]
+        self.input = MaskedConv2d(c, cfg.channels, cfg.first_kernel, "A", c)
+        self.layers = nn.ModuleList(
+            RowLSTM(cfg.channels, cfg.channels, cfg.kernel_size, c) for _ in range(cfg.n_layers)
         )
-        if len(self.image_shape) != 3:
-            raise ValueError(f"PixelRNN needs images (C, H, W), got image_shape={self.image_shape}")
-        c = self.image_shape[0]
-        if channels < 1 or channels % c:
-            raise ValueError(f"channels ({channels}) must be a positive multiple of the image channels ({c})")
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        self.input = MaskedConv2d(c, channels, first_kernel, "A", c)
-        self.layers = nn.ModuleList(RowLSTM(channels, channels, kernel_size, c) for _ in range(n_layers))
-        self.output = nn.Sequential(
-            nn.ReLU(),
-            MaskedConv2d(channels, channels, 1, "B", c),
-            nn.ReLU(),
-            MaskedConv2d(channels, c, 1, "B", c),
-        )
-        self.label_bias = nn.Embedding(self.n_classes, channels) if self.n_classes is not None else None
-        if self.label_bias is not None:
+        self.output = output_head(cfg.channels, c)
+        self.label_bias = None
+        if self.n_classes is not None:
+            self.label_bias = nn.Embedding(self.n_classes, cfg.channels)
             nn.init.zeros_(self.label_bias.weight)
 
     # -- the model --------------------------------------------------------------------------
@@ -202,14 +208,16 @@ class PixelRNN(GenerativeModel):
     def loss(self, x, y=None):
         nll = -self.log_prob(x, y).mean()
         d = x[0].numel()
-        return nll, {
-            "nll": float(nll.detach()),
-            "bits_per_dim": float(nll.detach()) / (d * 0.6931471805599453),
-        }
+        return nll, {"nll": float(nll.detach()), "bits_per_dim": float(nll_to_bits_per_dim(nll.detach(), d))}
 
     @torch.no_grad()
     def sample(
-        self, n: int, labels=None, *, generator: torch.Generator | None = None, return_steps: bool = False
+        self,
+        n: int,
+        labels=None,
+        *,
+        generator: torch.Generator | int | None = None,
+        return_steps: bool = False,
     ):
         """Draw ``n`` binary images ``(n, C, H, W)`` pixel by pixel in raster order (chapter 06).
 
@@ -217,16 +225,16 @@ class PixelRNN(GenerativeModel):
         layer (H·W·C steps in all). ``return_steps=True`` also returns the partial images
         after each row.
         """
-        if int(n) != n or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        y = self.check_labels(int(n), labels)
+        n = self.check_n(n)
+        y = self.check_labels(n, labels)
+        generator = self.as_generator(generator)
         was_training = self.training
         self.eval()
         c, h, w = self.image_shape
         dev = self.device_of()
-        x = torch.zeros(int(n), c, h, w, device=dev)
+        x = torch.zeros(n, c, h, w, device=dev)
         states = [
-            layer.zero_state(x.new_zeros(int(n), 1, 1, w)) for layer in self.layers
+            layer.zero_state(x.new_zeros(n, 1, 1, w)) for layer in self.layers
         ]  # (h, c) of the row above
         steps = []
         for i in range(h):
@@ -243,4 +251,4 @@ class PixelRNN(GenerativeModel):
         return (x, steps) if return_steps else x
 
 
-__all__ = ["PixelRNN", "RowLSTM", "row_mask"]
+__all__ = ["PixelRNN", "PixelRNNConfig", "RowLSTM", "row_mask"]

@@ -27,19 +27,17 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from .. import metrics
-from ..data import binarize_and_shift
-from .base import GenerativeModel
+from .. import losses, recipes
+from .base import GenerativeModel, ModelConfig
 
-#: how chapters 07 and 10 and the benchmark train (Bernoulli) VAEs on the digits:
-#: ``fit(model, data, **TRAINING)`` (±1-pixel shifts and fresh Bernoulli binarisation per batch,
-#: learning rate decayed to 0 along a cosine)
-TRAINING = {"lr": 2e-3, "lr_schedule": "cosine", "transform": binarize_and_shift}
+#: chapter 07's recipe, ``fit(model, data, **TRAINING)``; it lives in :data:`pgm_lab.recipes.VAE`
+TRAINING = recipes.VAE
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -51,28 +49,57 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@dataclass(frozen=True)
+class AutoEncoderConfig(ModelConfig):
+    """Sizes of :class:`AutoEncoder`: ``latent_dim`` d, ``hidden`` units in ``n_hidden`` layers
+    of the MLP encoder and decoder, the ``decoder`` likelihood (``"bernoulli"`` or
+    ``"gaussian"`` with a fixed ``sigma``, or ``sigma=None`` for a learned variance)."""
+
+    latent_dim: int = 8
+    hidden: int = 256
+    n_hidden: int = 2
+    decoder: str = "bernoulli"
+    sigma: float | None = 0.1
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.check_positive("latent_dim", "hidden", "n_hidden")
+        self.check_choice("decoder", ("bernoulli", "gaussian"))
+        if self.decoder == "gaussian" and self.sigma is not None and not self.sigma > 0:
+            raise ValueError(f"sigma must be positive (or None for a learned variance), got {self.sigma!r}")
+
+
+@dataclass(frozen=True)
+class VAEConfig(AutoEncoderConfig):
+    """:class:`AutoEncoderConfig` plus ``beta`` (the KL weight; 1 gives the ELBO) and the
+    ``prior``: ``"standard"`` N(0, I) or ``"learned"`` p(z | c) (conditional models only)."""
+
+    beta: float = 1.0
+    prior: str = "standard"
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.check_choice("prior", ("standard", "learned"))
+        if self.prior == "learned" and self.n_classes is None:
+            raise ValueError("prior='learned' is the conditional prior p(z | c): pass n_classes")
+        if not self.beta >= 0:
+            raise ValueError(f"beta must be non-negative, got {self.beta!r}")
+
+
 class _Coder(GenerativeModel):
     """Shared parts of AutoEncoder and VAE: flattening, label one-hot, decoder likelihood."""
 
-    def _setup(
-        self, latent_dim: int, hidden: int, n_hidden: int, decoder: str, sigma: float | None, out_latent: int
-    ):
-        if int(latent_dim) != latent_dim or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
-        if int(hidden) != hidden or hidden < 1 or int(n_hidden) != n_hidden or n_hidden < 1:
-            raise ValueError(f"hidden and n_hidden must be positive integers, got {hidden!r}, {n_hidden!r}")
-        if decoder not in ("bernoulli", "gaussian"):
-            raise ValueError(f"decoder must be 'bernoulli' or 'gaussian', got {decoder!r}")
-        if decoder == "gaussian" and sigma is not None and sigma <= 0:
-            raise ValueError(f"sigma must be positive (or None for a learned variance), got {sigma!r}")
-        self.latent_dim = int(latent_dim)
-        self.decoder_kind = decoder
-        self.sigma = sigma
+    def _setup(self, out_latent: int):
+        """The MLP encoder (to ``out_latent`` outputs) and decoder of ``self.cfg``."""
+        cfg = self.cfg
+        self.latent_dim = cfg.latent_dim
+        self.decoder_kind = cfg.decoder
+        self.sigma = cfg.sigma
         self.n_dims = math.prod(self.image_shape)
         k = self.n_classes or 0
-        self.encoder = _mlp([self.n_dims + k] + [hidden] * n_hidden + [out_latent])
-        n_out = 2 * self.n_dims if (decoder == "gaussian" and sigma is None) else self.n_dims
-        self.decoder = _mlp([self.latent_dim + k] + [hidden] * n_hidden + [n_out])
+        self.encoder = _mlp([self.n_dims + k] + [cfg.hidden] * cfg.n_hidden + [out_latent])
+        n_out = 2 * self.n_dims if (cfg.decoder == "gaussian" and cfg.sigma is None) else self.n_dims
+        self.decoder = _mlp([self.latent_dim + k] + [cfg.hidden] * cfg.n_hidden + [n_out])
 
     def _onehot(self, y: torch.Tensor | None) -> torch.Tensor | None:
         return None if y is None else nn.functional.one_hot(y, self.n_classes).float()
@@ -94,10 +121,10 @@ class _Coder(GenerativeModel):
         """−log q(x | z) per image for the decoder output ``dec`` (nats)."""
         c = self.image_shape[0]
         if self.decoder_kind == "bernoulli":
-            return metrics.bernoulli_nll(x, dec)
+            return losses.bernoulli_nll(x, dec)
         if self.sigma is None:
-            return metrics.gaussian_nll(x, dec[:, :c], dec[:, c:].clamp(-9.0, 4.0))
-        return metrics.gaussian_nll(x, dec, 2 * math.log(self.sigma))
+            return losses.gaussian_nll(x, dec[:, :c], dec[:, c:].clamp(-9.0, 4.0))
+        return losses.gaussian_nll(x, dec, 2 * math.log(self.sigma))
 
     def decoder_mean(self, dec: torch.Tensor) -> torch.Tensor:
         """Mean E[x | z] from a decoder output: in [0, 1] for images (Gaussian means are clipped),
@@ -120,29 +147,12 @@ class AutoEncoder(_Coder):
     point chapter 07 makes before the VAE.
     """
 
-    default_steps: ClassVar[dict[str, int]] = {"smoke": 20, "quick": 4000, "full": 12000}
+    Config = AutoEncoderConfig
+    default_steps: ClassVar[dict[str, int]] = recipes.STEPS["AutoEncoder"]
 
-    def __init__(
-        self,
-        image_shape=(1, 8, 8),
-        n_classes: int | None = None,
-        *,
-        latent_dim: int = 8,
-        hidden: int = 256,
-        n_hidden: int = 2,
-        decoder: str = "bernoulli",
-        sigma: float | None = 0.1,
-    ):
-        super().__init__(
-            image_shape,
-            n_classes,
-            latent_dim=latent_dim,
-            hidden=hidden,
-            n_hidden=n_hidden,
-            decoder=decoder,
-            sigma=sigma,
-        )
-        self._setup(latent_dim, hidden, n_hidden, decoder, sigma, out_latent=latent_dim)
+    def __init__(self, image_shape=None, n_classes: int | None = None, **sizes):
+        super().__init__(image_shape, n_classes, **sizes)
+        self._setup(out_latent=self.cfg.latent_dim)
 
     def encode(self, x: torch.Tensor, labels=None) -> torch.Tensor:
         """Latent code z = f(x), shaped (B, latent_dim)."""
@@ -159,12 +169,11 @@ class AutoEncoder(_Coder):
         return recon, {"recon": float(recon.detach())}
 
     @torch.no_grad()
-    def sample(self, n: int, labels=None, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, labels=None, *, generator: torch.Generator | int | None = None) -> torch.Tensor:
         """Decode z ~ N(0, I): a *naive* sampler that shows why a plain AE is not generative."""
-        if int(n) != n or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        y = self.check_labels(int(n), labels)
-        z = torch.randn(int(n), self.latent_dim, generator=generator).to(self.device_of())
+        n = self.check_n(n)
+        y = self.check_labels(n, labels)
+        z = torch.randn(n, self.latent_dim, generator=self.as_generator(generator)).to(self.device_of())
         return self.decoder_mean(self.decode(z, y))
 
 
@@ -178,43 +187,17 @@ class VAE(_Coder):
     ``prior="learned"`` then uses p(z | c) instead of N(0, I).
     """
 
-    default_steps: ClassVar[dict[str, int]] = {"smoke": 20, "quick": 6000, "full": 20000}
+    Config = VAEConfig
+    default_steps: ClassVar[dict[str, int]] = recipes.STEPS["VAE"]
 
-    def __init__(
-        self,
-        image_shape=(1, 8, 8),
-        n_classes: int | None = None,
-        *,
-        latent_dim: int = 8,
-        hidden: int = 256,
-        n_hidden: int = 2,
-        decoder: str = "bernoulli",
-        sigma: float | None = 0.1,
-        beta: float = 1.0,
-        prior: str = "standard",
-    ):
-        super().__init__(
-            image_shape,
-            n_classes,
-            latent_dim=latent_dim,
-            hidden=hidden,
-            n_hidden=n_hidden,
-            decoder=decoder,
-            sigma=sigma,
-            beta=beta,
-            prior=prior,
-        )
-        if prior not in ("standard", "learned"):
-            raise ValueError(f"prior must be 'standard' or 'learned', got {prior!r}")
-        if prior == "learned" and self.n_classes is None:
-            raise ValueError("prior='learned' is the conditional prior p(z | c): pass n_classes")
-        if beta < 0:
-            raise ValueError(f"beta must be non-negative, got {beta!r}")
-        self.beta = float(beta)
-        self.prior_kind = prior
-        self._setup(latent_dim, hidden, n_hidden, decoder, sigma, out_latent=2 * latent_dim)
-        self.prior_net = nn.Embedding(self.n_classes, 2 * self.latent_dim) if prior == "learned" else None
-        if self.prior_net is not None:
+    def __init__(self, image_shape=None, n_classes: int | None = None, **sizes):
+        super().__init__(image_shape, n_classes, **sizes)
+        self.beta = self.cfg.beta
+        self.prior_kind = self.cfg.prior
+        self._setup(out_latent=2 * self.cfg.latent_dim)
+        self.prior_net = None
+        if self.prior_kind == "learned":  # p(z | c) = N(μ_c, diag σ_c²), one row per class
+            self.prior_net = nn.Embedding(self.n_classes, 2 * self.latent_dim)
             nn.init.normal_(self.prior_net.weight[:, : self.latent_dim], std=0.5)
             nn.init.zeros_(self.prior_net.weight[:, self.latent_dim :])
 
@@ -247,9 +230,9 @@ class VAE(_Coder):
     def kl(self, mu, logvar, labels=None) -> torch.Tensor:
         """KL(p(z | x) || q(z)) per image, in closed form (standard or learned prior)."""
         if self.prior_net is None:
-            return metrics.gaussian_kl(mu, logvar)
+            return losses.gaussian_kl(mu, logvar)
         mu_p, logvar_p = self.prior(labels, n=len(mu))
-        return metrics.gaussian_kl_between(mu, logvar, mu_p, logvar_p)
+        return losses.gaussian_kl_between(mu, logvar, mu_p, logvar_p)
 
     def elbo_terms(
         self, x: torch.Tensor, labels=None, *, n_samples: int = 1, generator=None
@@ -264,7 +247,7 @@ class VAE(_Coder):
             recon = recon + self.recon_nll(x, self.decode(z, y))
         recon = recon / int(n_samples)
         kl = self.kl(mu, logvar, y)
-        return {"recon": recon, "kl": kl, "elbo": metrics.elbo(recon, kl)}
+        return {"recon": recon, "kl": kl, "elbo": losses.elbo(recon, kl)}
 
     def loss(self, x, y=None):
         t = self.elbo_terms(x, y)
@@ -301,10 +284,10 @@ class VAE(_Coder):
             yf = None if y is None else y.repeat(m)
             dec = self.decode(zf, yf)
             log_px = -self.recon_nll(x.repeat(m, *[1] * (x.dim() - 1)), dec).view(m, len(x))
-            log_pz = metrics.gaussian_log_density(z, mu_p, logvar_p)
-            log_q = metrics.gaussian_log_density(z, mu, logvar)
+            log_pz = losses.gaussian_log_density(z, mu_p, logvar_p)
+            log_q = losses.gaussian_log_density(z, mu, logvar)
             logw.append(log_px + log_pz - log_q)
-        return metrics.log_mean_exp(torch.cat(logw), dim=0)
+        return losses.log_mean_exp(torch.cat(logw), dim=0)
 
     @torch.no_grad()
     def log_likelihood_by_quadrature(
@@ -329,7 +312,7 @@ class VAE(_Coder):
             yi = None if y is None else y[i : i + 1].expand(len(grid))
             log_px = -self.recon_nll(xi, self.decode(grid, yi))
             mu_p, logvar_p = self.prior(yi, n=len(grid))
-            log_pz = metrics.gaussian_log_density(grid, mu_p, logvar_p)
+            log_pz = losses.gaussian_log_density(grid, mu_p, logvar_p)
             out.append(torch.logsumexp(log_px + log_pz, dim=0) + math.log(cell))
         return torch.stack(out)
 
@@ -340,15 +323,17 @@ class VAE(_Coder):
         return self.decoder_mean(self.decode(mu, labels))
 
     @torch.no_grad()
-    def sample(self, n: int, labels=None, *, generator: torch.Generator | None = None, mean: bool = True):
+    def sample(
+        self, n: int, labels=None, *, generator: torch.Generator | int | None = None, mean: bool = True
+    ):
         """z ~ q(z) (or p(z | c)), then x from the decoder: its mean image (default) or a draw.
 
         Returns ``(n, *image_shape)``, in [0, 1] for images.
         """
-        if int(n) != n or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        y = self.check_labels(int(n), labels)
-        mu_p, logvar_p = self.prior(y, n=int(n))
+        n = self.check_n(n)
+        y = self.check_labels(n, labels)
+        generator = self.as_generator(generator)
+        mu_p, logvar_p = self.prior(y, n=n)
         z = self.reparameterize(mu_p, logvar_p, generator)
         dec = self.decode(z, y)
         m = self.decoder_mean(dec)
@@ -372,4 +357,4 @@ class ConditionalVAE(VAE):
     requires_classes = True
 
 
-__all__ = ["VAE", "AutoEncoder", "ConditionalVAE"]
+__all__ = ["VAE", "AutoEncoder", "AutoEncoderConfig", "ConditionalVAE", "VAEConfig"]
