@@ -426,41 +426,24 @@ def animate_trace(
         if k == 0:
             sent.clear()
         old = [e for e in dict.fromkeys(sent) if e not in now]
-        nx.draw_networkx_edges(
-            g,
-            pos,
-            edgelist=old,
-            ax=ax,
-            edge_color="0.55",
-            arrows=True,
-            arrowsize=12,
-            connectionstyle="arc3,rad=0.15",
-            node_size=500,
-        )
-        nx.draw_networkx_edges(
-            g,
-            pos,
-            edgelist=provisional,
-            ax=ax,
-            edge_color="orange",
-            width=1.6,
-            arrows=True,
-            arrowsize=13,
-            connectionstyle="arc3,rad=0.15",
-            node_size=500,
-        )
-        nx.draw_networkx_edges(
-            g,
-            pos,
-            edgelist=final,
-            ax=ax,
-            edge_color="crimson",
-            width=2.2,
-            arrows=True,
-            arrowsize=16,
-            connectionstyle="arc3,rad=0.15",
-            node_size=500,
-        )
+        # messages sent before (grey), provisional this round (orange), final (crimson)
+        for edges, colour, width, arrowsize in (
+            (old, "0.55", 1.0, 12),
+            (provisional, "orange", 1.6, 13),
+            (final, "crimson", 2.2, 16),
+        ):
+            nx.draw_networkx_edges(
+                g,
+                pos,
+                edgelist=edges,
+                ax=ax,
+                edge_color=colour,
+                width=width,
+                arrows=True,
+                arrowsize=arrowsize,
+                connectionstyle="arc3,rad=0.15",
+                node_size=500,
+            )
         sent.extend(now)
         total = sum(len(s) for s in result.trace[: k + 1])
         ax.set_title(

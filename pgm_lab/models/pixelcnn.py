@@ -108,6 +108,24 @@ def output_head(channels: int, n_colors: int) -> nn.Sequential:
     )
 
 
+class BinaryPixelModel(GenerativeModel):
+    """An autoregressive model of binary pixels whose ``forward(x, y)`` gives one logit per
+    sub-pixel: p(x) = Π_i Bernoulli(x_i; σ(logit_i)) (PixelCNN and PixelRNN, chapter 06)."""
+
+    def log_prob(self, x: torch.Tensor, labels=None) -> torch.Tensor:
+        """log p(x [| c]) in nats, one value per image: Σ_i log Bernoulli(x_i; σ(logit_i))."""
+        self.check_images(x)
+        y = self.check_labels(len(x), labels)
+        logits = self(x, y)
+        nll = nn.functional.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none")
+        return -nll.reshape(len(x), -1).sum(1)
+
+    def loss(self, x, y=None):
+        nll = -self.log_prob(x, y).mean()
+        d = x[0].numel()
+        return nll, {"nll": float(nll.detach()), "bits_per_dim": float(nll_to_bits_per_dim(nll.detach(), d))}
+
+
 @dataclass(frozen=True)
 class PixelCNNConfig(ModelConfig):
     """Sizes of :class:`PixelCNN`: ``channels`` hidden feature maps (a multiple of C),
@@ -142,7 +160,7 @@ class ConditionalPixelCNNConfig(PixelCNNConfig):
     channels: int = 64
 
 
-class PixelCNN(GenerativeModel):
+class PixelCNN(BinaryPixelModel):
     """PixelCNN over binary images ``(C, H, W)``: p(x) = Π_i Bernoulli(x_i; σ(f_i(x_<i))) (chapter 06).
 
     Sizes (:class:`PixelCNNConfig`): ``channels`` (hidden feature maps, a multiple of C),
@@ -183,19 +201,6 @@ class PixelCNN(GenerativeModel):
         for i, block in enumerate(self.blocks):
             h = block(h, None if biases is None else biases[:, i + 1])
         return self.output(h)
-
-    def log_prob(self, x: torch.Tensor, labels=None) -> torch.Tensor:
-        """log p(x [| c]) in nats, one value per image: Σ_i log Bernoulli(x_i; σ(logit_i))."""
-        self.check_images(x)
-        y = self.check_labels(len(x), labels)
-        logits = self(x, y)
-        nll = nn.functional.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none")
-        return -nll.reshape(len(x), -1).sum(1)
-
-    def loss(self, x, y=None):
-        nll = -self.log_prob(x, y).mean()
-        d = x[0].numel()
-        return nll, {"nll": float(nll.detach()), "bits_per_dim": float(nll_to_bits_per_dim(nll.detach(), d))}
 
     @torch.no_grad()
     def sample(

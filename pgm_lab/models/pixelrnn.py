@@ -42,9 +42,8 @@ import torch
 from torch import nn
 
 from .. import recipes
-from ..losses import nll_to_bits_per_dim
-from .base import GenerativeModel, ModelConfig
-from .pixelcnn import MaskedConv2d, causal_mask, output_head
+from .base import ModelConfig
+from .pixelcnn import BinaryPixelModel, MaskedConv2d, causal_mask, output_head
 
 
 def row_mask(kernel_size: int, in_channels: int, out_channels: int, n_colors: int = 1) -> torch.Tensor:
@@ -131,7 +130,7 @@ class PixelRNNConfig(ModelConfig):
             )
 
 
-class PixelRNN(GenerativeModel):
+class PixelRNN(BinaryPixelModel):
     """PixelRNN (Row LSTM) over binary images ``(C, H, W)``: p(x) = Π_i Bernoulli(x_i; σ(f_i(x_<i))).
 
     Sizes (:class:`PixelRNNConfig`): a type-A ``first_kernel``×``first_kernel`` masked
@@ -196,19 +195,6 @@ class PixelRNN(GenerativeModel):
             new_states.append((h, c))
             u = u + h[:, :, None]
         return self.output(u)[:, :, 0], new_states
-
-    def log_prob(self, x: torch.Tensor, labels=None) -> torch.Tensor:
-        """log p(x [| c]) in nats, one value per image: Σ_i log Bernoulli(x_i; σ(logit_i))."""
-        self.check_images(x)
-        y = self.check_labels(len(x), labels)
-        logits = self(x, y)
-        nll = nn.functional.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none")
-        return -nll.reshape(len(x), -1).sum(1)
-
-    def loss(self, x, y=None):
-        nll = -self.log_prob(x, y).mean()
-        d = x[0].numel()
-        return nll, {"nll": float(nll.detach()), "bits_per_dim": float(nll_to_bits_per_dim(nll.detach(), d))}
 
     @torch.no_grad()
     def sample(
