@@ -59,7 +59,7 @@ test: install browser sandbox
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PGM_LAB_THREADS=1 PGM_LAB_PROFILE=smoke $(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env -n 2 --dist loadfile chapters
-	@# one run: the smoke book is built on one worker (xdist group "book", tests/conftest.py)
+	@# one run: the smoke book is built on one worker (BOOK_TEST_FILES, tests/conftest.py)
 	@# while the other runs the unit, grading and answer-key tests
 	PGM_LAB_THREADS=1 $(BIN)/pytest -p no:cacheprovider -n 2 --dist loadgroup tests
 

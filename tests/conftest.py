@@ -147,12 +147,39 @@ def _run_with_watchdog(cmd: list[str], env: dict, timeout: float) -> tuple[int, 
         return HUNG, out + f"\n[killed after {timeout:.0f} s without finishing: retrying once]"
 
 
+#: the test files that use the built book: under ``-n 2 --dist loadgroup`` (``make test``)
+#: their tests all run on one worker, so the book is built once while the other worker runs
+#: the rest. Two workers building into the same folder race (one copies raw sources over
+#: the other's output), so a test elsewhere that asks for ``built_book`` is refused.
+BOOK_TEST_FILES = ("tests/test_book.py", "tests/test_browser.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """loadgroup with the book's files as one group. xdist 3.8 marks groups by renaming node
+    ids, which pytest 9.2 ignores (``Node._id``), so ``xdist_group`` marks are not used."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class BookGroupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "book" if nodeid.split("::")[0] in BOOK_TEST_FILES else nodeid
+
+    return BookGroupScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``--dist loadgroup``) every test of the built book runs on one
-    worker, so the book is built once while the other worker runs the rest."""
-    for item in items:
-        if "built_book" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("book"))
+    strays = [
+        item.nodeid
+        for item in items
+        if "built_book" in getattr(item, "fixturenames", ())
+        and item.nodeid.split("::")[0] not in BOOK_TEST_FILES
+    ]
+    if strays:
+        raise pytest.UsageError(
+            f"tests outside {BOOK_TEST_FILES} use built_book (add their file to "
+            f"BOOK_TEST_FILES in tests/conftest.py): {strays}"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -276,3 +276,28 @@ def test_the_repository_map_is_consistent_with_the_extension(entries):
     assert len(rows) == len(entries)
     unknown = [p for p in problems if "unknown formula id" in p]
     assert not unknown, unknown
+
+
+def test_heading_parts_split_maths_from_text():
+    assert sm.heading_parts("From $p(\\mathbf{x})$ to $p(y)$") == [
+        ("From ", False),
+        ("p(\\mathbf{x})", True),
+        (" to ", False),
+        ("p(y)", True),
+    ]
+    assert sm.heading_parts("Algorithm 1 and $L_\\text{simple}$") == [
+        ("Algorithm 1 and ", False),
+        ("L_\\text{simple}", True),
+    ]
+    assert sm.heading_parts("costs \\$5, no maths") == [("costs $5, no maths", False)]
+    assert sm.heading_parts("") == []
+    # every heading of the chapters splits into pieces that join back to it, no '$' left over
+    for path in CHAPTERS:
+        for cell in nbformat.read(path, 4).cells:
+            if cell.cell_type != "markdown":
+                continue
+            for heading in sm.markdown_headings(cell.source):
+                parts = sm.heading_parts(heading)
+                joined = "".join(f"${p}$" if m else p.replace("$", "\\$") for p, m in parts)
+                assert joined == heading, heading
+                assert not any("$" in p for p, m in parts if not m), heading

@@ -465,13 +465,27 @@ class SlideMapDirective(SphinxDirective):
         for n, ref in enumerate(refs):
             if n:
                 para += nodes.Text("; ")
-            text = f"chapter {int(ref.chapter)}, {ref.heading or 'top'}"
+            label_nodes = [nodes.Text(f"chapter {int(ref.chapter)}, ")]
+            label_nodes += [
+                nodes.math(part, part) if is_math else nodes.Text(part)
+                for part, is_math in heading_parts(ref.heading or "top")
+            ]
             if ref.docname in self.env.found_docs and not ref.removed:
                 uri = self.env.app.builder.get_relative_uri(self.env.docname, ref.docname)
-                para += nodes.reference("", text, refuri=f"{uri}#{ref.anchor}", internal=True)
+                para += nodes.reference("", "", *label_nodes, refuri=f"{uri}#{ref.anchor}", internal=True)
             else:
-                para += nodes.inline(text=f"{text} (not in this build)")
+                para += nodes.inline("", "", *label_nodes, nodes.Text(" (not in this build)"))
         return para
+
+
+def heading_parts(heading: str) -> list[tuple[str, bool]]:
+    """A heading split into (text, is_math) pieces at its ``$...$`` spans, so that a link
+    labelled with it renders the maths instead of showing raw TeX."""
+    parts = []
+    for n, piece in enumerate(re.split(r"(?<!\\)\$(.+?)(?<!\\)\$", heading)):
+        if piece:
+            parts.append((piece.replace("\\$", "$") if n % 2 == 0 else piece, n % 2 == 1))
+    return parts
 
 
 def role_label(role: str) -> str:
