@@ -1,7 +1,9 @@
 """Conditional generative models of chapter 10: is the requested digit generated, and how fast?
 
-For each model of :data:`pgm_lab.conditional.SPECS` (trained with the chapter's recipe through
-``pgm_lab.train.fit``; a cached checkpoint is reused, its recorded training time reported):
+For each model of :data:`pgm_lab.conditional.SPECS`, trained as chapter 10 does: its class's
+defaults (typed config, and ``pgm_lab.train.fit`` with no settings: steps, step size and batch
+come from the class's recipe in :mod:`pgm_lab.recipes`); a cached checkpoint is reused, its
+recorded training time reported:
 
 - accuracy: the evaluation classifier's accuracy on ``n_per_class`` samples of every digit.
   Peer: the same classifier on the real held-out digits. Goal: ConditionalDDPM ≥ 97% at guidance 0

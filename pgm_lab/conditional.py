@@ -8,7 +8,8 @@ Each family of chapters 06-09 becomes conditional by giving the label c to every
 - diffusion: x_{t−1} = f_θ(x_t, t, c), with classifier-free guidance ε̃ = (1 + w) ε_θ(x_t, t, c) − w ε_θ(x_t, t, ∅);
 - GAN: x = G(z, c), judged by D(x, c).
 
-This module trains each of them on the 8×8 digits with one recipe (:data:`SPECS`), draws samples
+This module trains each of them on the 8×8 digits with its class's defaults (:data:`SPECS`; the
+steps, step size and batch live in :mod:`pgm_lab.recipes`), draws samples
 of requested classes (:func:`generate`), and scores them (:func:`evaluate`, :func:`compare`):
 
 - ``accuracy``: the fraction of samples that the evaluation classifier
@@ -35,8 +36,6 @@ from typing import Any
 
 import torch
 
-from . import recipes
-
 #: number of digit classes
 N_CLASSES = 10
 
@@ -50,7 +49,8 @@ class ModelSpec:
     family: str  #: chapter of the unconditional model
     factorisation: str  #: the conditional model, in the slides' notation (LaTeX)
     kwargs: dict[str, Any] = field(default_factory=dict)  #: constructor sizes
-    fit: dict[str, Any] = field(default_factory=dict)  #: extra arguments of ``train.fit``
+    #: extra arguments of ``train.fit``: none in SPECS, each class's defaults are the recipe
+    fit: dict[str, Any] = field(default_factory=dict)
     sample: dict[str, Any] = field(default_factory=dict)  #: extra arguments of ``sample``
     binarize: bool = False  #: a Bernoulli model: train on digits thresholded at 0.5
 
@@ -61,10 +61,6 @@ SPECS: dict[str, ModelSpec] = {
         "ConditionalPixelCNN",
         "06 autoregressive",
         r"p_\theta(\mathbf{x}\mid c)=\prod_i p_\theta(x_i\mid x_1,\dots,x_{i-1},c)",
-        kwargs={
-            "channels": 64
-        },  # twice chapter 06's width: with 32 channels about 89% of samples are the requested digit
-        fit=dict(recipes.FIT["ConditionalPixelCNN"]),  # the label biases start at 0: see pgm_lab.recipes
         binarize=True,
     ),
     "cvae": ModelSpec(
@@ -86,9 +82,6 @@ SPECS: dict[str, ModelSpec] = {
         "ConditionalDDPM",
         "08 diffusion",
         r"\hat{\mathbf{x}}_{t-1}=f_\theta(\mathbf{x}_t,t,c)",
-        # half the default batch, and more steps than chapter 08's DDPM: at 1,500 steps about 96-97% of
-        # Algorithm 2's samples show the requested digit, at 2,500 (about 90 s on 2 CPU cores) more
-        fit={"batch_size": 64, "steps": {"smoke": 20, "quick": 2500, "full": 20000}},
         sample={"method": "ddim", "steps": 50},
     ),
     "cgan": ModelSpec(
@@ -96,7 +89,6 @@ SPECS: dict[str, ModelSpec] = {
         "ConditionalGAN",
         "09 GAN",
         r"\mathbf{x}=G_{\theta_g}(\mathbf{z},c),\ D_{\theta_d}(\mathbf{x},c)",
-        fit={"lr": 2e-3, "batch_size": 128},  # chapter 09's DCGAN recipe: 1,500 steps in about 50 s
     ),
 }
 

@@ -98,16 +98,17 @@ class Plan:
     training: list[int]
 
 
-def plan(chapter: str, chapters_dir: Path | None = None) -> Plan:
+def plan(chapter: str, chapters_dir: Path | None = None, *, whole: bool = False) -> Plan:
     """Which cells of ``chapter`` to run: every code cell up to its last training cell, as
-    "Run All" before a lecture runs them. Leaving any out (a hidden check, a widget) could
-    change the random state, and so the initial weights and the cache keys, of later models."""
+    "Run All" before a lecture runs them (``whole=True``: every code cell, as the lecture
+    itself does). Leaving any out (a hidden check, a widget) could change the random state,
+    and so the initial weights and the cache keys, of later models."""
     from .notebooks import read_notebook
 
     path = Path(chapters_dir or CHAPTERS_DIR) / f"{REGISTRY[chapter][0]}.ipynb"
     nb = read_notebook(path)
     training = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and recipes_called(c.source)]
-    last = max(training, default=-1)
+    last = len(nb.cells) - 1 if whole else max(training, default=-1)
     cells = [i for i, c in enumerate(nb.cells[: last + 1]) if c.cell_type == "code"]
     return Plan(chapter, path, cells, training)
 
@@ -189,15 +190,17 @@ def warm(
     chapters_dir: Path | None = None,
     progress: bool = True,
     timeout: int = 900,
+    whole: bool = False,
 ) -> WarmReport:
     """Run each chapter's cells up to its last training cell so that every model it trains is
-    in the checkpoint cache for ``profile`` (default: the active one)."""
+    in the checkpoint cache for ``profile`` (default: the active one); ``whole=True`` runs
+    every cell (``benchmarks/lecture_timings.py`` times whole chapters that way)."""
     from .config import profile as active_profile
 
     prof = active_profile(profile)
     ids = resolve_chapters(chapters, chapters_dir)
     _check_cache_writable()
-    plans = [plan(c, chapters_dir) for c in ids]
+    plans = [plan(c, chapters_dir, whole=whole) for c in ids]
     report = WarmReport(training_cells={p.chapter: p.training for p in plans})
     bar = None
     if progress:

@@ -63,6 +63,9 @@ def test_plan_runs_every_code_cell_up_to_the_last_training_cell():
     assert p.training and p.cells[-1] == max(p.training)
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     assert p.cells == [i for i in code if i <= max(p.training)]  # as "Run All" would, nothing skipped
+    whole = lecture.plan("07", whole=True)
+    assert whole.cells == code and whole.training == p.training
+    assert len(whole.cells) > len(p.cells)  # chapter 07 has cells after its last training cell
 
 
 def test_resolve_chapters_and_its_errors():

@@ -225,12 +225,33 @@ def test_config_content_stays_what_the_cache_key_used():
     assert models.Pix2Pix().config["disc_layers"] == ((3, 1, 1), (4, 2, 1), (3, 1, 1))
 
 
-def test_conditional_pixelcnn_defaults_are_the_chapter_recipe():
-    from pgm_lab import conditional, recipes
+def test_chapter_10_trains_every_model_with_its_class_defaults(monkeypatch):
+    """Chapter 10's recipe is each class's defaults: cd.train passes fit nothing but the
+    profile, the seed and the progress bar, and the classes carry the chapter's settings."""
+    from pgm_lab import conditional, recipes, train
 
+    calls = {}
+
+    def fake_fit(model, data, **kw):
+        calls[type(model).__name__ + str(getattr(model, "prior_kind", ""))] = (model, kw)
+        return None
+
+    monkeypatch.setattr(train, "fit", fake_fit)
+    for key in conditional.SPECS:
+        conditional.train(key, profile="smoke", progress=False)
+    assert len(calls) == len(conditional.SPECS)
+    for _model, kw in calls.values():
+        assert set(kw) == {"profile", "seed", "progress"}, kw
     m = models.ConditionalPixelCNN((1, 8, 8), 10)
     assert m.cfg.channels == 64 and models.PixelCNN().cfg.channels == 32
-    assert m.default_fit == recipes.FIT["ConditionalPixelCNN"] == conditional.SPECS["pixelcnn"].fit
+    assert train._fit_defaults(m, None, None) == (64, 3e-3)
+    ddpm = models.ConditionalDDPM((1, 8, 8), 10)
+    assert ddpm.default_steps["quick"] == 2500 and models.DDPM().default_steps["quick"] == 1500
+    assert train._fit_defaults(ddpm, None, None) == (64, 1e-3)
+    assert train._fit_defaults(models.ConditionalGAN((1, 8, 8), 10), None, None) == (128, 2e-3)
+    assert train._fit_defaults(models.GAN((1, 8, 8)), None, None) == (128, 1e-3)
+    assert train._fit_defaults(ddpm, 32, 5e-4) == (32, 5e-4)  # the caller wins
+    assert recipes.FIT["ConditionalGAN"] == {"lr": 2e-3}
 
 
 def test_recipes_live_apart_from_model_classes():

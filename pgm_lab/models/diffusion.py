@@ -31,6 +31,7 @@ import copy
 import itertools
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -521,6 +522,12 @@ class ConditionalDDPM(DDPM):
     """
 
     requires_classes = True
+    #: chapter 10's batch (see :mod:`pgm_lab.recipes`), honoured by ``pgm_lab.train.fit``
+    default_fit: ClassVar[dict] = recipes.FIT["ConditionalDDPM"]
+
+    def __init__(self, image_shape=None, n_classes: int | None = None, **sizes):
+        super().__init__(image_shape, n_classes, **sizes)
+        self.default_steps = recipes.STEPS["ConditionalDDPM"]
 
     def sample(self, n: int, labels=None, *, generator: torch.Generator | int | None = None, **options):
         """:meth:`DDPM.sample` of the requested classes: ``labels`` is required (``options``:

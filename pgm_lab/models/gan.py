@@ -23,6 +23,7 @@ import copy
 import itertools
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -498,6 +499,8 @@ class ConditionalGAN(GAN):
     """
 
     requires_classes = True
+    #: chapter 09's DCGAN step size (see :mod:`pgm_lab.recipes`), honoured by ``pgm_lab.train.fit``
+    default_fit: ClassVar[dict] = recipes.FIT["ConditionalGAN"]
 
 
 __all__ = [
