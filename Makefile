@@ -61,7 +61,7 @@ test: install browser sandbox
 	PGM_LAB_THREADS=1 PGM_LAB_PROFILE=smoke $(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env -n 2 --dist loadfile chapters
 	@# one run: the smoke book is built on one worker (BOOK_TEST_FILES, tests/conftest.py)
 	@# while the other runs the unit, grading and answer-key tests
-	PGM_LAB_THREADS=1 $(BIN)/pytest -p no:cacheprovider -n 2 --dist loadgroup tests
+	PGM_LAB_THREADS=1 $(BIN)/pytest -p no:cacheprovider -n 2 --dist loadgroup --durations=15 tests
 
 # Before handing out copies: every chapter's student copy leaks nothing, the reference earns
 # full marks and the unsolved copy none (each chapter graded in the sandbox; minutes).

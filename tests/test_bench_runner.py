@@ -37,3 +37,11 @@ def test_unknown_benchmark_name_is_an_error(capsys):
 def test_factorization_bench_smoke():
     rows = run.main(["factorization", "--profile", "smoke"])
     assert rows == 0
+
+
+def test_defaults_bench_covers_every_unconditional_class_once():
+    cases = run.load(ROOT / "benchmarks" / "bench_defaults.py").cases("smoke")
+    built = [type(build()).__name__ for _name, build, *_ in cases]
+    assert built == ["PixelCNN", "PixelRNN", "VAE", "DDPM", "GAN"]
+    for _name, _build, _data, recipe, score, _unit in cases:
+        assert callable(score) and isinstance(recipe, dict) and recipe  # the peer differs from defaults

@@ -176,4 +176,5 @@ def setup(app):
     app.connect("html-page-context", _slides_link)
     app.connect("build-finished", _slide_placeholders)
     app.setup_extension("exec_guard")  # a failed chapter execution fails the build
+    app.setup_extension("parallel_exec")  # outdated notebooks execute side by side
     return {"parallel_read_safe": True, "parallel_write_safe": True}
