@@ -45,8 +45,22 @@ def measure(profile: str, chapters, cache: Path | None = None) -> dict:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "load_before": round(os.getloadavg()[0], 2),
         "date": datetime.date.today().isoformat(),
+        "commit": _commit(),
         "chapters": rows,
     }
+
+
+def _commit() -> str:
+    """The measured code's commit (``git rev-parse --short HEAD``), or ``unknown``."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 def _seconds(report, chapter: str) -> dict[int, float]:

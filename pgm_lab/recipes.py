@@ -35,10 +35,10 @@ STEPS: dict[str, dict[str, int]] = {
 }
 
 #: settings of ``fit`` besides the steps that a class's defaults need (its ``default_fit``).
-#: The conditional PixelCNN's label biases start at 0: a larger step and a smaller batch let
-#: them grow within the ``quick`` budget.
+#: The conditional PixelCNN's label biases start at 0: a larger step lets them grow within
+#: the ``quick`` budget.
 FIT: dict[str, dict] = {
-    "ConditionalPixelCNN": {"lr": 3e-3, "batch_size": 64},
+    "ConditionalPixelCNN": {"lr": 3e-3},
     "ConditionalDDPM": {"batch_size": 64},  # half the default batch: more steps in the budget
     "ConditionalGAN": {"lr": 2e-3},  # chapter 09's DCGAN step size
 }

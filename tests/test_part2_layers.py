@@ -243,8 +243,9 @@ def test_chapter_10_trains_every_model_with_its_class_defaults(monkeypatch):
     for _model, kw in calls.values():
         assert set(kw) == {"profile", "seed", "progress"}, kw
     m = models.ConditionalPixelCNN((1, 8, 8), 10)
-    assert m.cfg.channels == 64 and models.PixelCNN().cfg.channels == 32
-    assert train._fit_defaults(m, None, None) == (64, 3e-3)
+    assert m.cfg.channels == 32 == models.PixelCNN().cfg.channels
+    assert m.label_logits.weight.shape == (10, 64)  # a bias per class and pixel
+    assert train._fit_defaults(m, None, None) == (128, 3e-3)
     ddpm = models.ConditionalDDPM((1, 8, 8), 10)
     assert ddpm.default_steps["quick"] == 2500 and models.DDPM().default_steps["quick"] == 1500
     assert train._fit_defaults(ddpm, None, None) == (64, 1e-3)
