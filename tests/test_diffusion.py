@@ -291,8 +291,13 @@ def test_label_dropout_rate():
 
 def test_training_learns_a_2d_gaussian():
     data = torch.tensor([2.0, -1.0]) + 0.1 * torch.randn(512, 2, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)  # the initial weights: without a seed they depend on the tests run before
     m = DDPM((2,), T=50, hidden=64, layers=2)
-    h = pl.train.fit(m, data, steps=600, batch_size=128, lr=3e-3, cache=False, progress=False)
+    # 1,200 steps with a cosine decay: the sample std lay within 0.104-0.115 for six initial
+    # seeds; 600 constant-lr steps left some seeds at 0.2-0.33
+    h = pl.train.fit(
+        m, data, steps=1200, batch_size=128, lr=3e-3, lr_schedule="cosine", cache=False, progress=False
+    )
     assert h["loss"][-1] < h["loss"][0]
     x = m.sample(1000, generator=0)
     assert torch.allclose(x.mean(0), torch.tensor([2.0, -1.0]), atol=0.06)

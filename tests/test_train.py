@@ -405,4 +405,4 @@ def test_the_model_recipe_sets_batch_size_and_lr_unless_the_caller_does(cache):
     assert trained_with(Recorded()) == (5, 0.02)
     assert trained_with(Recorded(), batch_size=9, lr=0.1) == (9, 0.1)
     assert trained_with(Counting()) == (64, 1e-3)  # min(128, 64 samples) rows per batch
-    assert ConditionalPixelCNN.default_fit == {"lr": 3e-3, "batch_size": 64}
+    assert ConditionalPixelCNN.default_fit == {"lr": 3e-3}
