@@ -96,7 +96,9 @@ def build_book(*, toc: Path | None = None) -> BuiltBook:
     """Build the book in the smoke profile with warnings as errors (``-W -n --keep-going``)."""
     if stale_execution_cache():
         shutil.rmtree(BOOK_OUT / "_build" / ".jupyter_cache")
-    env = dict(os.environ, PGM_LAB_PROFILE=BOOK_PROFILE)
+    # one kernel at a time: under ``make test`` the other xdist worker keeps the second core
+    # busy, and a third process slows the timed grading tests beside it
+    env = dict(os.environ, PGM_LAB_PROFILE=BOOK_PROFILE, PGM_LAB_BOOK_JOBS="1")
     # The kernels must use matplotlib's inline backend (ipykernel's default): with an
     # inherited MPLBACKEND=Agg, plt.show() draws nothing and the book loses its figures.
     env.pop("MPLBACKEND", None)
