@@ -3,7 +3,7 @@
 myst-nb (``execute_notebooks: cache``) runs each notebook when Sphinx reads its page, one after
 another. The chapters' training loops work on 8×8 images and keep about one core busy, so on a
 2-core machine half of it idles. Before the read phase this extension executes every chapter
-whose code is not in the execution cache with ``pgm_execution_jobs`` kernels at a time (the
+whose code is not in the execution cache with several kernels at a time (the
 ``PGM_LAB_BOOK_JOBS`` environment variable; default: the number of CPUs, at most 4), each
 kernel with ``cpus / jobs`` torch threads (``PGM_LAB_THREADS``, unless set), the longest chapters
 first (seconds from ``book/data/lecture_timings.json`` where measured, else later chapters
