@@ -2,8 +2,8 @@
 
 One row per unconditional model class of chapters 06-09: ``Model(image_shape)`` built from its
 typed config's defaults and trained by ``pgm_lab.train.fit(model, digits)`` with no settings
-(steps from the class's ``default_steps``, batch and step size from its ``default_fit`` or fit's
-defaults, no augmentation), against the same class trained as its chapter trains it (the peer,
+(steps from the class's ``default_steps``; batch, step size, learning-rate schedule and
+augmentation from its ``default_fit`` or fit's defaults), against the same class trained as its chapter trains it (the peer,
 measured in the same run; a cached checkpoint is reused). Both are scored the same way:
 
 - PixelCNN, PixelRNN: test NLL in nats/image on the 297 held-out digits binarised once;

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType, FunctionType
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -320,7 +320,7 @@ def fit(
     log_every: int = 1,
     snapshot_every: int | None = None,
     snapshot: Callable[[Any], Any] | None = None,
-    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | Literal[False] | None = None,
     lr_schedule: str | None = None,
 ) -> History:
     """Train ``model`` on ``data``; load from the checkpoint cache when it already exists.
@@ -329,15 +329,15 @@ def fit(
     by default ``model.default_steps`` or :data:`DEFAULT_STEPS`. ``snapshot(model)`` is called
     every ``snapshot_every`` steps (and at the end) and its results are kept in
     ``history.snapshots`` and in the cache. ``transform(x, generator)`` augments each batch
-    (for example stochastic binarisation). ``lr_schedule="cosine"`` decays every optimiser's
-    learning rate from ``lr`` to 0 along a half cosine over the run (``None``: constant).
-    ``batch_size`` and ``lr``: the caller's, else the model's recipe (``default_fit``), else
-    :data:`FIT_DEFAULTS` (128, 1e-3). The model is left in ``eval()`` mode.
+    (for example stochastic binarisation; ``False``: none). ``lr_schedule="cosine"`` decays every
+    optimiser's learning rate from ``lr`` to 0 along a half cosine over the run (``"constant"``:
+    no decay). ``batch_size``, ``lr``, ``lr_schedule`` and ``transform`` left at ``None``: the
+    model's recipe (its ``default_fit``, see :mod:`pgm_lab.recipes`), else :data:`FIT_DEFAULTS`
+    (batch 128, lr 1e-3, constant, no augmentation). The model is left in ``eval()`` mode.
     """
-    if lr_schedule not in (None, "cosine"):
-        raise ValueError(f"lr_schedule must be None or 'cosine', got {lr_schedule!r}")
+    _check_schedule_and_transform(lr_schedule, transform)
     prof = active_profile(profile)
-    batch_size, lr = _fit_defaults(model, batch_size, lr)
+    batch_size, lr, lr_schedule, transform = _fit_defaults(model, batch_size, lr, lr_schedule, transform)
     x, y = _checked_data(model, data)
     n_steps = _resolve_steps(model, steps, prof)
     if batch_size < 1:
@@ -350,7 +350,7 @@ def fit(
         "steps": n_steps,
         "batch_size": batch_size,
         "lr": lr,
-        **({"lr_schedule": lr_schedule} if lr_schedule is not None else {}),
+        **({"lr_schedule": lr_schedule} if lr_schedule != "constant" else {}),
         "seed": seed,
         "snapshot_every": snapshot_every if snapshot is not None else None,
         "transform": callable_fingerprint(transform) if transform is not None else None,
@@ -395,14 +395,26 @@ def fit(
     return history
 
 
-#: fit's batch size and learning rate unless the model's ``default_fit`` or the caller says otherwise
-FIT_DEFAULTS = {"batch_size": 128, "lr": 1e-3}
+#: the learning-rate schedules ``fit`` knows
+LR_SCHEDULES = ("constant", "cosine")
+#: fit's settings unless the model's ``default_fit`` or the caller says otherwise
+FIT_DEFAULTS = {"batch_size": 128, "lr": 1e-3, "lr_schedule": "constant", "transform": None}
 
 
-def _fit_defaults(model, batch_size, lr) -> tuple[int, float]:
-    """The caller's values, else the model's recipe (``default_fit``), else :data:`FIT_DEFAULTS`."""
+def _check_schedule_and_transform(lr_schedule, transform) -> None:
+    if lr_schedule not in (None, *LR_SCHEDULES):
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES} or None, got {lr_schedule!r}")
+    if not (transform is None or transform is False or callable(transform)):
+        raise TypeError(f"transform must be a function (x, generator) -> x, False or None, got {transform!r}")
+
+
+def _fit_defaults(model, batch_size, lr, lr_schedule=None, transform=None) -> tuple:
+    """``(batch_size, lr, lr_schedule, transform)``: each the caller's value, else the model's
+    recipe (``default_fit``), else :data:`FIT_DEFAULTS`; ``transform=False`` means none."""
     d = {**FIT_DEFAULTS, **getattr(model, "default_fit", {})}
-    return (d["batch_size"] if batch_size is None else batch_size, d["lr"] if lr is None else lr)
+    given = {"batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule, "transform": transform}
+    out = {k: d[k] if v is None else v for k, v in given.items()}
+    return out["batch_size"], out["lr"], out["lr_schedule"], out["transform"] or None
 
 
 def _checked_data(model, data) -> tuple[torch.Tensor, torch.Tensor | None]:

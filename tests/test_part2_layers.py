@@ -17,6 +17,7 @@ import pytest
 import torch
 from test_import_layers import ROOT, import_graph
 
+import pgm_lab as pl
 from pgm_lab import models
 from pgm_lab.models.base import GenerativeModel, ModelConfig, TrainableModel
 
@@ -228,7 +229,7 @@ def test_config_content_stays_what_the_cache_key_used():
 def test_chapter_10_trains_every_model_with_its_class_defaults(monkeypatch):
     """Chapter 10's recipe is each class's defaults: cd.train passes fit nothing but the
     profile, the seed and the progress bar, and the classes carry the chapter's settings."""
-    from pgm_lab import conditional, recipes, train
+    from pgm_lab import conditional, train
 
     calls = {}
 
@@ -245,14 +246,58 @@ def test_chapter_10_trains_every_model_with_its_class_defaults(monkeypatch):
     m = models.ConditionalPixelCNN((1, 8, 8), 10)
     assert m.cfg.channels == 32 == models.PixelCNN().cfg.channels
     assert m.label_logits.weight.shape == (10, 64)  # a bias per class and pixel
-    assert train._fit_defaults(m, None, None) == (128, 3e-3)
+    const = "constant"
+    assert train._fit_defaults(m, None, None) == (128, 3e-3, const, None)
     ddpm = models.ConditionalDDPM((1, 8, 8), 10)
-    assert ddpm.default_steps["quick"] == 2500 and models.DDPM().default_steps["quick"] == 1500
-    assert train._fit_defaults(ddpm, None, None) == (64, 1e-3)
-    assert train._fit_defaults(models.ConditionalGAN((1, 8, 8), 10), None, None) == (128, 2e-3)
-    assert train._fit_defaults(models.GAN((1, 8, 8)), None, None) == (128, 1e-3)
-    assert train._fit_defaults(ddpm, 32, 5e-4) == (32, 5e-4)  # the caller wins
-    assert recipes.FIT["ConditionalGAN"] == {"lr": 2e-3}
+    assert ddpm.default_steps["quick"] == 1500 == models.DDPM().default_steps["quick"]
+    assert m.default_steps["quick"] == 2400
+    assert train._fit_defaults(ddpm, None, None) == (64, 1e-3, const, None)
+    assert train._fit_defaults(models.ConditionalGAN((1, 8, 8), 10), None, None) == (128, 2e-3, const, None)
+    assert train._fit_defaults(ddpm, 32, 5e-4) == (32, 5e-4, const, None)  # the caller wins
+
+
+def test_unconditional_defaults_are_the_chapters_recipes():
+    """PixelCNN and PixelRNN default to chapter 06's recipe (augmentation, lr 3e-3, cosine);
+    the GAN's defaults depend on its data kind (chapter 09: lr 2e-3 on images, batch 256 on
+    vectors); the caller wins setting by setting, ``transform=False`` switches augmentation off."""
+    from pgm_lab import data, train
+
+    for model in (models.PixelCNN(), models.PixelRNN()):
+        assert train._fit_defaults(model, None, None) == (128, 3e-3, "cosine", data.binarize_and_shift)
+    tiny = models.PixelCNN((1, 4, 4), channels=8)  # too small to shift: binarisation alone
+    assert train._fit_defaults(tiny, None, None)[3] is data.stochastic_binarize
+    no_aug = train._fit_defaults(models.PixelCNN(), None, 1e-3, "constant", False)
+    assert no_aug == (128, 1e-3, "constant", None)
+    assert train._fit_defaults(models.PixelRNN((1, 8, 8), 10), None, None) == (128, 1e-3, "constant", None)
+    assert train._fit_defaults(models.GAN((1, 8, 8)), None, None) == (128, 2e-3, "constant", None)
+    assert train._fit_defaults(models.GAN((2,)), None, None) == (256, 1e-3, "constant", None)
+    assert train._fit_defaults(models.VAE(), None, None) == (128, 1e-3, "constant", None)
+
+
+def test_fit_defaults_and_the_chapters_recipe_share_one_checkpoint(tmp_path, monkeypatch):
+    """fit(PixelCNN(), digits) trains chapter 06's model: the same settings, hence the same
+    checkpoint as fit(model, digits, **recipes.PIXELCNN); switching the augmentation off is
+    another run, with a different key."""
+    from pgm_lab import recipes, train
+
+    monkeypatch.setenv("PGM_LAB_CACHE", str(tmp_path))
+    digits = pl.data.digits()
+    paths = []
+    for kw in ({}, recipes.PIXELCNN, {"transform": False}):
+        torch.manual_seed(0)
+        model = models.PixelCNN(channels=8, n_layers=1)
+        paths.append(train.fit(model, digits, steps=3, profile="smoke", progress=False, **kw).path)
+    assert paths[0] == paths[1] != paths[2]
+
+
+def test_fit_rejects_unknown_schedules_and_transforms():
+    from pgm_lab import train
+
+    digits = pl.data.digits()
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        train.fit(models.VAE(), digits, steps=1, lr_schedule="linear", cache=False)
+    with pytest.raises(TypeError, match="transform must be a function"):
+        train.fit(models.VAE(), digits, steps=1, transform="shift", cache=False)
 
 
 def test_recipes_live_apart_from_model_classes():

@@ -23,7 +23,6 @@ import copy
 import itertools
 import math
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import torch
@@ -372,7 +371,8 @@ class GAN(GenerativeModel):
             self.D = MLPDiscriminator(
                 self.image_shape[0], self.n_classes, cfg.hidden, cfg.layers, mbstd=cfg.mbstd
             )
-        self.default_steps = recipes.STEPS["GAN/images" if self.is_image else "GAN/vectors"]
+        kind = "GAN/images" if self.is_image else "GAN/vectors"
+        self.default_steps, self.default_fit = recipes.STEPS[kind], recipes.FIT[kind]
         if self.ema is not None:  # a moving average of G's weights, used for sampling
             self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
 
@@ -498,9 +498,7 @@ class ConditionalGAN(GAN):
     real batch. ``sample(n, labels)`` draws images of the requested classes.
     """
 
-    requires_classes = True
-    #: chapter 09's DCGAN step size (see :mod:`pgm_lab.recipes`), honoured by ``pgm_lab.train.fit``
-    default_fit: ClassVar[dict] = recipes.FIT["ConditionalGAN"]
+    requires_classes = True  # fit's defaults: the GAN's of its data kind (lr 2e-3 on images)
 
 
 __all__ = [

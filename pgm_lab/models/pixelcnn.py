@@ -183,7 +183,9 @@ class PixelCNN(BinaryPixelModel):
         )
         self.output = output_head(cfg.channels, c)
         self.label_bias = self.label_logits = None
-        if self.n_classes is not None:  # one learned bias per class and layer, starting at 0
+        if self.n_classes is None:  # chapter 06's augmented, cosine-decayed training by default
+            self.default_fit = recipes.pixel_model_fit(self.image_shape)
+        else:  # one learned bias per class and layer, starting at 0
             self.label_bias = nn.Embedding(self.n_classes, cfg.channels * (cfg.n_layers + 1))
             nn.init.zeros_(self.label_bias.weight)
             # and one per class and sub-pixel on the output logits (location-dependent
@@ -253,6 +255,7 @@ class ConditionalPixelCNN(PixelCNN):
 
     Config = ConditionalPixelCNNConfig
     requires_classes = True
+    default_steps: ClassVar[dict[str, int]] = recipes.STEPS["ConditionalPixelCNN"]
     #: the step size that lets the zero-initialised label biases grow in time
     #: (read by ``pgm_lab.train.fit`` where it honours ``default_fit``; see :mod:`pgm_lab.recipes`)
     default_fit: ClassVar[dict] = recipes.FIT["ConditionalPixelCNN"]

@@ -153,7 +153,9 @@ class PixelRNN(BinaryPixelModel):
         )
         self.output = output_head(cfg.channels, c)
         self.label_bias = None
-        if self.n_classes is not None:
+        if self.n_classes is None:  # chapter 06's augmented, cosine-decayed training by default
+            self.default_fit = recipes.pixel_model_fit(self.image_shape)
+        else:
             self.label_bias = nn.Embedding(self.n_classes, cfg.channels)
             nn.init.zeros_(self.label_bias.weight)
 
