@@ -21,9 +21,9 @@ from .data import binarize_and_shift, stochastic_binarize
 
 #: training steps per profile, by model class (and data kind where the class serves both)
 STEPS: dict[str, dict[str, int]] = {
-    # quick: chapter 06's PixelCNN and PixelRNN at about 80 s and 65 s on 2 idle CPU cores
-    "PixelCNN": {"smoke": 20, "quick": 1800, "full": 10000},
-    "PixelRNN": {"smoke": 20, "quick": 800, "full": 10000},
+    # quick: chapter 06's PixelCNN and PixelRNN at about 40 s each on 2 idle CPU cores
+    "PixelCNN": {"smoke": 20, "quick": 1500, "full": 10000},
+    "PixelRNN": {"smoke": 20, "quick": 700, "full": 10000},
     "ConditionalPixelCNN": {"smoke": 20, "quick": 2400, "full": 10000},  # 91% requested digit
     "AutoEncoder": {"smoke": 20, "quick": 4000, "full": 12000},
     "VAE": {"smoke": 20, "quick": 6000, "full": 20000},
