@@ -58,10 +58,11 @@ book: install
 test: install browser sandbox
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PGM_LAB_THREADS=1 PGM_LAB_PROFILE=smoke $(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env -n 2 --dist loadfile chapters
-	@# one run: the smoke book is built on one worker (BOOK_TEST_FILES, tests/conftest.py)
-	@# while the other runs the unit, grading and answer-key tests
-	PGM_LAB_THREADS=1 $(BIN)/pytest -p no:cacheprovider -n 2 --dist loadgroup --durations=15 tests
+	@# one run on 2 workers (tests/conftest.py schedules it): the smoke book's build and tests on
+	@# one worker; nbval (each chapter in order on one worker, every answer-key cell run twice),
+	@# the unit and grading tests wherever a worker is free
+	PGM_LAB_THREADS=1 PGM_LAB_PROFILE=smoke $(BIN)/pytest -p no:cacheprovider -n 2 --dist loadgroup \
+	  --nbval-lax --nbval-current-env --durations=15 tests chapters
 
 # Before handing out copies: every chapter's student copy leaks nothing, the reference earns
 # full marks and the unsolved copy none (each chapter graded in the sandbox; minutes).

@@ -156,21 +156,63 @@ def _run_with_watchdog(cmd: list[str], env: dict, timeout: float) -> tuple[int, 
 BOOK_TEST_FILES = ("tests/test_book.py", "tests/test_browser.py")
 
 
+def work_unit(nodeid: str) -> str:
+    """The scheduling unit of a test under ``--dist loadgroup``: the book's files together, each
+    notebook's nbval cells together (they run in order in one kernel), any other test alone."""
+    path = nodeid.split("::")[0]
+    if path in BOOK_TEST_FILES:
+        return "book"
+    return path if path.endswith(".ipynb") else nodeid
+
+
 def pytest_xdist_make_scheduler(config, log):
-    """loadgroup with the book's files as one group. xdist 3.8 marks groups by renaming node
-    ids, which pytest 9.2 ignores (``Node._id``), so ``xdist_group`` marks are not used."""
+    """loadgroup with the units of :func:`work_unit` (largest first: xdist's scope reordering).
+    xdist 3.8 marks groups by renaming node ids, which pytest 9.2 ignores (``Node._id``), so
+    ``xdist_group`` marks are not used."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadGroupScheduling
 
     class BookGroupScheduling(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "book" if nodeid.split("::")[0] in BOOK_TEST_FILES else nodeid
+            return work_unit(nodeid)
 
     return BookGroupScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
+    items[:] = with_answer_keys_again(items)
+    _refuse_stray_book_tests(items)
+
+
+def with_answer_keys_again(items: list) -> list:
+    """nbval's items, each answer-key cell followed by a second run of it (``Cell N again``).
+
+    An answer-key cell (tag ``answer-key``, marked ``# NBVAL_CHECK_OUTPUT``) prints what
+    ``pgm-lab grade`` compares: nbval checks its first run against the output stored by
+    ``pgm-lab keys`` in another process; the second run, right after it in the same kernel,
+    must print that output again (a check that draws from a global random stream or keeps
+    state would not, and a student's copy would then be graded against another output).
+    """
+    from pgm_lab.notebooks import is_answer_key
+
+    out = []
+    for item in items:
+        out.append(item)
+        cell = getattr(item, "cell", None)
+        if type(item).__name__ == "IPyNbCell" and cell is not None and is_answer_key(cell):
+            again = type(item).from_parent(
+                item.parent,
+                name=f"{item.name} again",
+                cell_num=item.cell_num,
+                cell=cell,
+                options=item.options,
+            )
+            out.append(again)
+    return out
+
+
+def _refuse_stray_book_tests(items) -> None:
     strays = [
         item.nodeid
         for item in items
