@@ -19,6 +19,7 @@ Set ``PGM_LAB_REUSE_BOOK=1`` to skip the build and use an existing
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import signal
@@ -205,7 +206,7 @@ def with_answer_keys_again(items: list) -> list:
                 item.parent,
                 name=f"{item.name} again",
                 cell_num=item.cell_num,
-                cell=cell,
+                cell=copy.deepcopy(cell),  # a run leaves what it printed on its item's cell
                 options=item.options,
             )
             out.append(again)
